@@ -17,14 +17,14 @@ const (
 type verdict uint8
 
 const (
-	verdictReflected verdict = iota // addresses swapped in place: transmit
-	verdictMalformed                // truncated or inconsistent headers
-	verdictNotIPv4                  // ethertype other than IPv4 (ARP, IPv6, VLAN...)
-	verdictNotUDP                   // IPv4 but not UDP
-	verdictFragment                 // an IPv4 fragment (MF set or offset != 0)
-	verdictNotUnicast               // destination is broadcast or multicast
-	verdictWrongAddr                // not addressed to -addr
-	verdictWrongPort                // UDP to a port other than -port
+	verdictReflected  verdict = iota // addresses swapped in place: transmit
+	verdictMalformed                 // truncated or inconsistent headers
+	verdictNotIPv4                   // ethertype other than IPv4 (ARP, IPv6, VLAN...)
+	verdictNotUDP                    // IPv4 but not UDP
+	verdictFragment                  // an IPv4 fragment (MF set or offset != 0)
+	verdictNotUnicast                // destination is broadcast or multicast
+	verdictWrongAddr                 // not addressed to -addr
+	verdictWrongPort                 // UDP to a port other than -port
 	numVerdicts
 )
 

@@ -3,6 +3,8 @@ package umem
 import (
 	"errors"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -99,6 +101,54 @@ func TestHugePagesFallback(t *testing.T) {
 		}
 	}
 	t.Logf("HugePages() = %v (huge page size %d)", u.HugePages(), hugePageSize())
+	if free := meminfo(t, "HugePages_Free:"); free == 0 && u.HugePages() {
+		t.Error("HugePages() true with no huge page free")
+	}
+}
+
+// TestHugePagesMapped exercises the MAP_HUGETLB path when the system has
+// huge pages reserved (vm.nr_hugepages); it does not reserve any itself.
+func TestHugePagesMapped(t *testing.T) {
+	hp := hugePageSize()
+	if meminfo(t, "HugePages_Free:") < 2 {
+		t.Skip("fewer than 2 huge pages free (vm.nr_hugepages); MAP_HUGETLB path not exercised")
+	}
+	// 1.5 huge pages of frames: the mapping rounds up to 2.
+	n := hp * 3 / 2 / 2048
+	u, err := New(Config{NumFrames: n, HugePages: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !u.HugePages() {
+		t.Fatal("huge pages free but New fell back")
+	}
+	if u.base%uintptr(hp) != 0 || len(u.Bytes()) != n*2048 || len(u.mapping) != 2*hp {
+		t.Errorf("base %#x len %d mapping %d", u.base, len(u.Bytes()), len(u.mapping))
+	}
+	u.Frame(uint32(n - 1))[2047] = 1
+	if err := u.Close(); err != nil {
+		t.Fatalf("Close of a huge-page UMEM: %v", err)
+	}
+}
+
+// meminfo returns a numeric field of /proc/meminfo, or -1.
+func meminfo(t *testing.T, key string) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, key); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				if v, err := strconv.Atoi(f[0]); err == nil {
+					return v
+				}
+			}
+		}
+	}
+	return -1
 }
 
 func TestCloseIdempotent(t *testing.T) {

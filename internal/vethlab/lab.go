@@ -410,6 +410,54 @@ func Open(name string) (*Lab, error) {
 	return l, nil
 }
 
+// Remove deletes the lab named name (the "dx" prefix rule of LabName
+// applies): the tagged veth and the namespaces name-a and name-b, whichever
+// of them exist. Use it to take down a lab a previous process left up, even a
+// partial one. It fails with ErrNotFound if neither namespace exists.
+func Remove(name string) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	name = LabName(name)
+	found := false
+	var errs []error
+	for _, ns := range []string{name + "-a", name + "-b"} {
+		if !netnsExists(ns) {
+			continue
+		}
+		found = true
+		if err := deleteLabVeths(ns); err != nil {
+			errs = append(errs, err)
+		}
+		if err := deleteNamedNetns(ns); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if !found {
+		return fmt.Errorf("vethlab: %s: %w", name, ErrNotFound)
+	}
+	return errors.Join(errs...)
+}
+
+// Vars describes the lab as shell-friendly KEY=VALUE lines: NAME, NSA, NSB,
+// IFA, IFB, INDEXA, INDEXB, ADDRA, ADDRB, MACA, MACB. Values contain no
+// spaces or quotes.
+func (l *Lab) Vars() []string {
+	return []string{
+		"NAME=" + l.Name,
+		"NSA=" + l.NSA,
+		"NSB=" + l.NSB,
+		"IFA=" + l.IfA,
+		"IFB=" + l.IfB,
+		fmt.Sprintf("INDEXA=%d", l.IndexA),
+		fmt.Sprintf("INDEXB=%d", l.IndexB),
+		"ADDRA=" + l.AddrA.String(),
+		"ADDRB=" + l.AddrB.String(),
+		"MACA=" + l.MACA.String(),
+		"MACB=" + l.MACB.String(),
+	}
+}
+
 // Close removes the lab: it deletes the veth (which detaches any XDP program
 // on it) and both namespaces. It only removes what this lab created (or, for
 // a Lab from Open, the two namespaces of that name). Calling it again does

@@ -447,3 +447,28 @@ func TestRunInSwitchesAndRestores(t *testing.T) {
 		now.Close()
 	}
 }
+
+func TestRemoveAndVars(t *testing.T) {
+	t.Parallel()
+	priv.Require(t, "veth lab")
+	l, err := New(Config{Name: "rm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	vars := strings.Join(l.Vars(), "\n") + "\n"
+	for _, want := range []string{"NSA=" + l.NSA, "IFB=" + l.IfB, "ADDRA=198.51.100.1/24", "MACB=" + l.MACB.String()} {
+		if !strings.Contains(vars, want+"\n") {
+			t.Errorf("Vars lacks %q:\n%s", want, vars)
+		}
+	}
+	if err := Remove(l.Name); err != nil {
+		t.Fatal(err)
+	}
+	if netnsExists(l.NSA) || netnsExists(l.NSB) {
+		t.Error("Remove left namespaces")
+	}
+	if err := Remove(l.Name); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second Remove: %v, want ErrNotFound", err)
+	}
+}

@@ -43,7 +43,7 @@ func (c *counters) write(w io.Writer) {
 		c.rx, c.tx, c.dropped(), c.completed, c.filled, c.txFull, c.badDesc, c.poolErrs, c.kicks, c.kickErrs, c.polls)
 	fmt.Fprint(w, "verdicts:")
 	for v := verdict(0); v < numVerdicts; v++ {
-		fmt.Fprintf(w, " %s=%d", v, c.verdicts[v])
+		fmt.Fprintf(w, " verdict_%s=%d", v, c.verdicts[v])
 	}
 	fmt.Fprintln(w)
 }

@@ -472,3 +472,18 @@ func TestRemoveAndVars(t *testing.T) {
 		t.Errorf("second Remove: %v, want ErrNotFound", err)
 	}
 }
+
+// BenchmarkNewClose measures what one lab costs a test: create and remove.
+func BenchmarkNewClose(b *testing.B) {
+	priv.Require(b, "veth lab")
+	b.ReportAllocs()
+	for b.Loop() {
+		l, err := New(Config{Name: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

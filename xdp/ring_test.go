@@ -253,7 +253,9 @@ func TestRingConcurrentInOrder(t *testing.T) {
 		}
 		p.Submit(got)
 	}
-	if n := <-done; n != total {
+	n := <-done
+	t.Logf("moved %d entries", n)
+	if n != total {
 		if n > total {
 			t.Fatalf("consumer saw entry out of order at %d", ^n)
 		}

@@ -13,9 +13,11 @@ import (
 type Mode int
 
 const (
-	// ModeAuto tries XDP_ZEROCOPY first and falls back to XDP_COPY when the
-	// zero-copy bind fails (EOPNOTSUPP, EINVAL, ...). Socket.ZeroCopy tells
-	// which one the kernel accepted.
+	// ModeAuto tries XDP_ZEROCOPY first and, when that bind fails with
+	// EOPNOTSUPP, EINVAL, ENOTSUPP (524) or EPROTONOSUPPORT, opens a fresh
+	// socket with XDP_COPY. Other bind errors (ENODEV, EBUSY...) are
+	// returned as they are. Socket.ZeroCopy tells which mode the kernel
+	// accepted.
 	ModeAuto Mode = iota
 	// ModeCopy binds with XDP_COPY: works on every device, the kernel copies
 	// frames between its buffers and the UMEM.
@@ -138,7 +140,7 @@ func Open(cfg Config) (*Socket, error) {
 		return s, err
 	}
 	s, step, zcErr := open(&cfg, unix.XDP_ZEROCOPY|wake)
-	if zcErr == nil || step != stepBind {
+	if zcErr == nil || step != stepBind || !zeroCopyRefused(zcErr) {
 		return s, zcErr
 	}
 	// Zero-copy refused at bind: start over in copy mode on a fresh socket,
@@ -148,6 +150,21 @@ func Open(cfg Config) (*Socket, error) {
 		return nil, fmt.Errorf("%w (zero-copy attempt: %v)", err, zcErr)
 	}
 	return s, nil
+}
+
+// errnoENOTSUPP is the kernel-internal ENOTSUPP (524) some drivers leak
+// from a zero-copy setup; x/sys/unix does not name it.
+const errnoENOTSUPP = unix.Errno(524)
+
+// zeroCopyRefused reports whether a bind error means "no zero-copy here"
+// rather than a problem copy mode would hit too (ENODEV, EBUSY, ...).
+func zeroCopyRefused(err error) bool {
+	for _, e := range []unix.Errno{unix.EOPNOTSUPP, unix.EINVAL, errnoENOTSUPP, unix.EPROTONOSUPPORT} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Config) normalize() error {

@@ -375,8 +375,10 @@ func (s *Steering) RemovePort(proto uint8, port uint16) error {
 }
 
 // RegisterSocket puts the AF_XDP socket fd into the XSKMAP slot for queue,
-// replacing any previous one. The kernel requires fd to be bound to this
-// queue of the interface the program is (or will be) attached to.
+// replacing any previous one. fd must be an AF_XDP socket (the kernel
+// refuses other fds) and should be bound to this queue of the interface the
+// program is attached to: the kernel accepts an unbound socket here but
+// drops, at redirect time, frames for a socket bound elsewhere.
 func (s *Steering) RegisterSocket(queue uint32, fd int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

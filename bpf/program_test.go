@@ -25,7 +25,7 @@ const (
 
 func (o outcome) String() string { return [...]string{"redirect", "pass", "malformed"}[o] }
 
-func loadForTest(t *testing.T, mode Mode) *Steering {
+func loadForTest(t testing.TB, mode Mode) *Steering {
 	t.Helper()
 	priv.Require(t, "loading eBPF")
 	s, err := Load(Config{Mode: mode})
@@ -146,7 +146,7 @@ func frameCases() []frameCase {
 	}
 }
 
-func setupAddrPorts(t *testing.T, s *Steering) {
+func setupAddrPorts(t testing.TB, s *Steering) {
 	t.Helper()
 	if err := s.AddAddr(ourAddr); err != nil {
 		t.Fatal(err)

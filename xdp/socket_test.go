@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -177,11 +178,15 @@ func TestSocketOnVeth(t *testing.T) {
 		t.Errorf("Kick/WakeFill/Poll allocate %.1f times", allocs)
 	}
 
+	mapsOpen, fdsOpen := countMaps(t), countFDs(t)
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+	if maps, fds := countMaps(t), countFDs(t); maps != mapsOpen-4 || fds != fdsOpen-1 {
+		t.Errorf("Close left %d of 4 ring mappings and %d of 1 fd", maps-(mapsOpen-4), fds-(fdsOpen-1))
 	}
 	if s.FD() != -1 {
 		t.Errorf("FD after Close = %d", s.FD())
@@ -318,6 +323,7 @@ func TestOpenErrors(t *testing.T) {
 	l := newLab(t)
 	umem := mapUmem(t)
 	base := Config{Ifindex: l.a.Attrs().Index, Umem: umem, FrameSize: testFrameSize}
+	fdsBefore, mapsBefore := countFDs(t), countMaps(t)
 
 	_, err := Open(Config{Ifindex: 0, Umem: umem, FrameSize: testFrameSize})
 	if !errors.Is(err, ErrInvalidConfig) {
@@ -359,12 +365,38 @@ func TestOpenErrors(t *testing.T) {
 	} else {
 		t.Logf("zero-copy on veth: %v", err)
 	}
+	// Every failed Open closed what it opened.
+	if fds, maps := countFDs(t), countMaps(t); fds != fdsBefore || maps != mapsBefore {
+		t.Errorf("after failed Opens: %d fds (was %d), %d mappings (was %d)", fds, fdsBefore, maps, mapsBefore)
+	}
 	// After all these failures a normal open still works (nothing leaked
 	// that keeps the queue busy).
 	s := openOrFail(t, base)
 	if s.ZeroCopy() {
 		t.Error("copy mode expected")
 	}
+	if maps := countMaps(t); maps != mapsBefore+4 {
+		t.Errorf("an open socket has %d ring mappings, want 4", maps-mapsBefore)
+	}
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+func countFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// countMaps counts the process's mappings of socket memory (AF_XDP rings).
+func countMaps(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "socket:[")
+}

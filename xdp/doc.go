@@ -39,7 +39,9 @@
 //
 //   - TX: after Submit, call Kick when TX().NeedWakeup() is true. In copy
 //     mode the flag is always set and every transmit needs the sendto: the
-//     copy-mode transmit path runs only inside that system call.
+//     copy-mode transmit path runs only inside that system call, and each
+//     call sends a bounded batch (32 frames by default), so keep kicking
+//     while the completion ring lags the TX ring.
 //   - RX: call WakeFill after refilling; it makes the recvfrom only when the
 //     fill ring's flag is set. In copy mode receive needs no system call: the
 //     redirect copies the frame into the socket in the sender's (or the

@@ -1,0 +1,89 @@
+// Package nic is the seam between the netstack and whatever moves frames:
+// the AF_XDP datapath in production, an in-memory wire in tests.
+//
+// The stack never makes a system call. It receives frames as Bufs through
+// (*stack.Stack).Input, builds outgoing frames in place (headers are written
+// into the headroom in front of the payload) and hands them to a Link. Time
+// comes from a Clock, so the same code runs against a virtual clock in
+// deterministic tests.
+package nic
+
+import "errors"
+
+// ErrNoBufs reports that the link has no free frame (the UMEM is exhausted).
+var ErrNoBufs = errors.New("nic: no free frame")
+
+// ErrTxFull reports that the link cannot take another frame right now (the
+// TX ring is full, or the frame is still being transmitted).
+var ErrTxFull = errors.New("nic: transmit queue full")
+
+// A Buf is one packet inside one frame of the link's memory.
+//
+// Data is the whole frame as a bounded slice (len == cap), so headers can be
+// prepended in front of Off without copying and nothing can be appended past
+// the frame. The packet is Data[Off : Off+Len]. A Buf is a value; whoever
+// keeps one beyond the call that gave it must hold a reference on its frame
+// (Link.Ref) and drop it with Link.Release.
+type Buf struct {
+	Frame uint32 // the link's handle for the frame
+	Data  []byte // the whole frame
+	Off   int    // first byte of the packet
+	Len   int    // packet length
+}
+
+// Bytes returns the packet, capped so that append cannot write past it.
+func (b *Buf) Bytes() []byte { return b.Data[b.Off : b.Off+b.Len : b.Off+b.Len] }
+
+// Prepend grows the packet by n bytes at the front and returns them. It
+// reports false, leaving b unchanged, if the headroom is smaller than n.
+func (b *Buf) Prepend(n int) ([]byte, bool) {
+	if n < 0 || n > b.Off {
+		return nil, false
+	}
+	b.Off -= n
+	b.Len += n
+	return b.Data[b.Off : b.Off+n : b.Off+n], true
+}
+
+// TrimFront drops n bytes from the front of the packet (n <= Len).
+func (b *Buf) TrimFront(n int) {
+	b.Off += n
+	b.Len -= n
+}
+
+// Link moves frames. It is driven by one goroutine, as the stack is.
+type Link interface {
+	// HardwareAddr is the link's Ethernet address.
+	HardwareAddr() [6]byte
+	// MTU is the largest IPv4 packet (header included) the link carries.
+	MTU() int
+	// Alloc returns a frame for a packet the stack builds itself (ARP,
+	// ICMP, TCP control segments) with one reference held by the caller,
+	// Off at the link's headroom and Len 0. It fails with ErrNoBufs.
+	Alloc() (Buf, error)
+	// Transmit queues the frame b.Bytes() for sending. It does not consume
+	// the caller's reference: the link keeps the frame alive until the
+	// transmission completes, then reports tag (if non-zero) to its owner.
+	// A frame may be queued again only after its transmission completed;
+	// until then Transmit fails with ErrTxFull.
+	Transmit(b Buf, tag uint64) error
+	// Ref takes one more reference on a frame.
+	Ref(frame uint32)
+	// Release drops one reference; the last one returns the frame to the
+	// link (after any transmission in progress completes).
+	Release(frame uint32)
+}
+
+// Clock tells monotonic time in nanoseconds.
+type Clock interface {
+	Now() int64
+}
+
+// VirtualClock is a Clock that moves only when told to.
+type VirtualClock struct{ T int64 }
+
+// Now returns the clock's time.
+func (c *VirtualClock) Now() int64 { return c.T }
+
+// Advance moves the clock forward by d nanoseconds.
+func (c *VirtualClock) Advance(d int64) { c.T += d }

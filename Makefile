@@ -1,0 +1,40 @@
+# demixdp build plumbing. `make test` and `make demo` need root, Go and iproute2.
+GO        ?= go
+FUZZTIME  ?= 10s
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all build test demo lint fuzz clean
+
+all: build
+
+build:
+	$(GO) build ./...
+
+# Privileged tests run for real as root (and skip without it, unless
+# DEMIXDP_REQUIRE_PRIV=1 makes a skip a failure). Afterwards no lab
+# namespace (prefix "dx") may be left behind.
+test:
+	$(GO) test -count=1 -timeout 15m ./...
+	@if ip netns list 2>/dev/null | grep '^dx'; then \
+		echo "make test: network namespaces prefixed dx were left behind (above)" >&2; exit 1; fi
+
+demo:
+	bash scripts/demo.sh
+
+lint:
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -l:" >&2; echo "$$out" >&2; exit 1; fi
+
+# Every Fuzz target of every package, FUZZTIME each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+clean:
+	$(GO) clean ./...
+	$(GO) clean -testcache -fuzzcache

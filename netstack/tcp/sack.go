@@ -21,11 +21,11 @@ type SegKind uint8
 
 // Kinds of segment NextSeg returns, named after the RFC 6675 §4 rules.
 const (
-	SegNone       SegKind = iota // nothing to send
-	SegLost                      // rule 1: retransmit a hole deemed lost
-	SegNew                       // rule 2: send new data at SND.NXT
-	SegHole                      // rule 3: retransmit a hole not yet deemed lost
-	SegRescue                    // rule 4: rescue retransmission of the tail
+	SegNone   SegKind = iota // nothing to send
+	SegLost                  // rule 1: retransmit a hole deemed lost
+	SegNew                   // rule 2: send new data at SND.NXT
+	SegHole                  // rule 3: retransmit a hole not yet deemed lost
+	SegRescue                // rule 4: rescue retransmission of the tail
 )
 
 // NextSegment is what NextSeg proposes to send: Len octets from Seq.

@@ -1,0 +1,298 @@
+package libos
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/demixdp/demixdp/bpf"
+	"github.com/demixdp/demixdp/netstack/stack"
+	"github.com/demixdp/demixdp/umem"
+	"github.com/demixdp/demixdp/xdp"
+	"golang.org/x/sys/unix"
+)
+
+// Mode says whether the libOS owns its IPv4 address or shares the kernel's.
+type Mode int
+
+const (
+	// Dedicated: the address belongs to the libOS alone (the kernel must
+	// not have it). ARP for it and all IPv4 to it go to the libOS, which
+	// answers ARP and ping itself.
+	Dedicated Mode = iota
+	// Shared: the address is the kernel's too. Only UDP/TCP to ports the
+	// libOS has bound reach it; ARP, ICMP and everything else stay with
+	// the kernel, and neighbours come from the kernel's table.
+	Shared
+)
+
+// String returns "dedicated" or "shared".
+func (m Mode) String() string {
+	switch m {
+	case Dedicated:
+		return "dedicated"
+	case Shared:
+		return "shared"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// ParseMode parses "dedicated" or "shared".
+func ParseMode(s string) (Mode, error) {
+	switch s {
+	case "dedicated":
+		return Dedicated, nil
+	case "shared":
+		return Shared, nil
+	}
+	return 0, fmt.Errorf("libos: unknown mode %q (want dedicated or shared): %w", s, unix.EINVAL)
+}
+
+// Config describes a LibOS. Interface and Addr are required; every other
+// field has a default.
+type Config struct {
+	Interface string       // the network interface, in the caller's network namespace
+	Queue     int          // its RX/TX queue; default 0
+	Addr      netip.Prefix // the libOS's IPv4 address and on-link prefix, e.g. 198.51.100.1/24
+	Gateway   netip.Addr   // next hop for off-link destinations (optional)
+	Mode      Mode
+
+	// Frames is the number of UMEM frames (default 4096); FrameSize is
+	// 2048 (default) or 4096; Headroom is the space kept in front of each
+	// SGA segment for headers (default umem.DefaultHeadroom).
+	Frames, FrameSize, Headroom int
+	// HugePages backs the UMEM with huge pages when the system has them.
+	HugePages bool
+	// RingSize is the size of each of the four AF_XDP rings, a power of
+	// two (default 1024). The fill ring keeps at most RingSize frames
+	// posted, and never more than half of Frames.
+	RingSize int
+	// XDPMode chooses copy or zero-copy; the default tries zero-copy and
+	// falls back to copy. LibOS.ZeroCopy reports the outcome.
+	XDPMode xdp.Mode
+	// Spin is how long Wait busy-polls after the last activity before
+	// blocking in poll(2). Default 50µs; negative means never spin.
+	Spin time.Duration
+	// Batch is the most descriptors handled per ring per loop turn
+	// (default 64).
+	Batch int
+	// RecvQueueLen bounds each UDP queue's receive queue (default 256);
+	// a datagram arriving on a full queue is dropped and counted.
+	RecvQueueLen int
+	// ARP tunes neighbour resolution (see stack.ARPConfig).
+	ARP stack.ARPConfig
+}
+
+func (c *Config) normalize() error {
+	if c.Interface == "" {
+		return fmt.Errorf("libos: Config.Interface is required: %w", unix.EINVAL)
+	}
+	if !c.Addr.IsValid() || !c.Addr.Addr().Is4() {
+		return fmt.Errorf("libos: Config.Addr must be an IPv4 prefix such as 198.51.100.1/24: %w", unix.EINVAL)
+	}
+	if c.Mode != Dedicated && c.Mode != Shared {
+		return fmt.Errorf("libos: unknown Mode %d: %w", c.Mode, unix.EINVAL)
+	}
+	if c.Frames == 0 {
+		c.Frames = umem.DefaultNumFrames
+	}
+	if c.FrameSize == 0 {
+		c.FrameSize = umem.DefaultFrameSize
+	}
+	if c.Headroom == 0 {
+		c.Headroom = umem.DefaultHeadroom
+	}
+	if c.RingSize == 0 {
+		c.RingSize = 1024
+	}
+	if c.RingSize < 2 || c.RingSize&(c.RingSize-1) != 0 {
+		return fmt.Errorf("libos: RingSize %d is not a power of two: %w", c.RingSize, unix.EINVAL)
+	}
+	if c.Spin == 0 {
+		c.Spin = 50 * time.Microsecond
+	}
+	if c.Spin < 0 {
+		c.Spin = 0
+	}
+	if c.Batch <= 0 {
+		c.Batch = 64
+	}
+	if c.Batch > c.RingSize {
+		c.Batch = c.RingSize
+	}
+	if c.RecvQueueLen <= 0 {
+		c.RecvQueueLen = 256
+	}
+	return nil
+}
+
+// LibOS is one NIC queue driven by one goroutine. See the package comment.
+type LibOS struct {
+	cfg      Config
+	ifindex  int
+	mac      [6]byte
+	mtu      int
+	um       *umem.UMEM
+	pool     *umem.Pool
+	sock     *xdp.Socket
+	steer    *bpf.Steering
+	stack    *stack.Stack
+	neigh    *kernelNeighbors
+	link     xskLink
+	epoch    time.Time
+	fillGoal int // frames the fill ring should hold
+	inFill   int // frames currently posted to the fill ring
+
+	ops    opTable
+	queues []queue
+	freeQD []QD
+	sgas   sgaPool
+
+	ctr    Counters
+	closed bool
+}
+
+// New takes over cfg.Interface's queue cfg.Queue: it maps the UMEM, opens
+// the AF_XDP socket, loads and attaches the steering program and starts the
+// netstack. It must run in the network namespace that holds the interface;
+// the LibOS can be used from any goroutine (one at a time) afterwards.
+// It needs CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW (or root).
+func New(cfg Config) (*LibOS, error) {
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	ifi, err := net.InterfaceByName(cfg.Interface)
+	if err != nil {
+		return nil, fmt.Errorf("libos: interface %q: %w", cfg.Interface, err)
+	}
+	if len(ifi.HardwareAddr) != 6 {
+		return nil, fmt.Errorf("libos: interface %q is not Ethernet: %w", cfg.Interface, unix.ENOTSUP)
+	}
+	l := &LibOS{cfg: cfg, ifindex: ifi.Index, mtu: ifi.MTU, epoch: time.Now()}
+	copy(l.mac[:], ifi.HardwareAddr)
+	if maxMTU := cfg.FrameSize - 256 - 14; l.mtu > maxMTU {
+		// Received frames start XDP_PACKET_HEADROOM (256) bytes into a
+		// frame; a larger MTU would not fit.
+		l.mtu = maxMTU
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			l.teardown()
+		}
+	}()
+	l.um, err = umem.New(umem.Config{FrameSize: cfg.FrameSize, NumFrames: cfg.Frames, Headroom: cfg.Headroom, HugePages: cfg.HugePages})
+	if err != nil {
+		return nil, fmt.Errorf("libos: %w", err)
+	}
+	l.pool, err = umem.NewPool(l.um, 0, uint32(cfg.Frames))
+	if err != nil {
+		return nil, fmt.Errorf("libos: %w", err)
+	}
+	rs := uint32(cfg.RingSize)
+	l.sock, err = xdp.Open(xdp.Config{
+		Ifindex: l.ifindex, QueueID: cfg.Queue,
+		Umem: l.um.Bytes(), FrameSize: uint32(cfg.FrameSize),
+		FillSize: rs, CompletionSize: rs, RXSize: rs, TXSize: rs,
+		Mode: cfg.XDPMode,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("libos: %w", err)
+	}
+	mode := bpf.Dedicated
+	if cfg.Mode == Shared {
+		mode = bpf.Shared
+		if l.neigh, err = newKernelNeighbors(l.ifindex); err != nil {
+			return nil, err
+		}
+	}
+	l.steer, err = bpf.Load(bpf.Config{Mode: mode})
+	if err != nil {
+		return nil, fmt.Errorf("libos: %w", err)
+	}
+	if err = l.steer.AddAddr(cfg.Addr.Addr()); err != nil {
+		return nil, fmt.Errorf("libos: %w", err)
+	}
+	if err = l.steer.RegisterSocket(uint32(cfg.Queue), l.sock.FD()); err != nil {
+		return nil, fmt.Errorf("libos: %w", err)
+	}
+	if err = l.steer.Attach(l.ifindex); err != nil {
+		return nil, fmt.Errorf("libos: %w", err)
+	}
+	l.link.l = l
+	l.link.tags = make([]uint64, cfg.Frames)
+	scfg := stack.Config{
+		Addr: cfg.Addr, Gateway: cfg.Gateway, ARP: cfg.ARP, UDPQueueLen: cfg.RecvQueueLen,
+	}
+	if cfg.Mode == Shared {
+		scfg.Mode = stack.Shared
+		scfg.Neighbors = l.neigh
+	}
+	l.stack, err = stack.New(&l.link, &l.link, l, scfg)
+	if err != nil {
+		return nil, fmt.Errorf("libos: %w", err)
+	}
+	l.fillGoal = min(cfg.RingSize, cfg.Frames/2)
+	l.refill()
+	l.ops.init()
+	l.stack.Start()
+	l.flush()
+	ok = true
+	return l, nil
+}
+
+// ZeroCopy reports whether the kernel runs the socket in zero-copy mode
+// (false means copy mode, as on veth).
+func (l *LibOS) ZeroCopy() bool { return l.sock != nil && l.sock.ZeroCopy() }
+
+// Addr returns the libOS's IPv4 address.
+func (l *LibOS) Addr() netip.Addr { return l.cfg.Addr.Addr() }
+
+// HardwareAddr returns the interface's Ethernet address.
+func (l *LibOS) HardwareAddr() net.HardwareAddr { return net.HardwareAddr(l.mac[:]) }
+
+// MTU returns the IPv4 MTU the libOS uses.
+func (l *LibOS) MTU() int { return l.mtu }
+
+// MaxDatagram is the largest UDP payload one Push can send.
+func (l *LibOS) MaxDatagram() int { return l.stack.MaxPayload() }
+
+// Close closes every queue (their pending operations complete with
+// ECANCELED), detaches the steering program and releases the socket and the
+// UMEM. It is idempotent.
+func (l *LibOS) Close() error {
+	if l.closed {
+		return nil
+	}
+	for qd := range l.queues {
+		if l.queues[qd].open {
+			l.closeQueue(QD(qd))
+		}
+	}
+	l.closed = true
+	return l.teardown()
+}
+
+func (l *LibOS) teardown() error {
+	var errs []error
+	if l.steer != nil {
+		errs = append(errs, l.steer.Close())
+		l.steer = nil
+	}
+	if l.sock != nil {
+		errs = append(errs, l.sock.Close())
+		l.sock = nil
+	}
+	if l.neigh != nil {
+		l.neigh.close()
+		l.neigh = nil
+	}
+	if l.um != nil {
+		errs = append(errs, l.um.Close())
+		l.um = nil
+	}
+	l.closed = true
+	return errors.Join(errs...)
+}

@@ -1,0 +1,264 @@
+package libos
+
+import (
+	"time"
+
+	"github.com/demixdp/demixdp/netstack/nic"
+	"golang.org/x/sys/unix"
+)
+
+// xskLink is the netstack's view of the AF_XDP socket: nic.Link and
+// nic.Clock over the UMEM pool and the TX ring.
+type xskLink struct {
+	l        *LibOS
+	tags     []uint64 // per frame: the push token its transmission completes
+	queued   int      // TX descriptors submitted since the last kick
+	inflight int      // frames on the TX ring not yet completed
+}
+
+func (k *xskLink) HardwareAddr() [6]byte { return k.l.mac }
+func (k *xskLink) MTU() int              { return k.l.mtu }
+func (k *xskLink) Now() int64            { return int64(time.Since(k.l.epoch)) }
+
+func (k *xskLink) Alloc() (nic.Buf, error) {
+	l := k.l
+	f, err := l.pool.Alloc()
+	if err != nil {
+		return nic.Buf{}, nic.ErrNoBufs
+	}
+	return nic.Buf{Frame: f, Data: l.um.Frame(f), Off: l.um.Headroom()}, nil
+}
+
+// Transmit posts b to the TX ring. The kick (sendto) that makes the kernel
+// look at the ring is deferred to the end of the current loop turn, so a
+// burst of pushes costs one system call.
+//
+//demixdp:hotpath — allocates nothing.
+func (k *xskLink) Transmit(b nic.Buf, tag uint64) error {
+	l := k.l
+	if err := l.pool.SubmitTX(b.Frame); err != nil {
+		// Still on the TX ring from an earlier push.
+		return nic.ErrTxFull
+	}
+	tx := l.sock.TX()
+	idx, got := tx.Reserve(1)
+	if got == 0 {
+		// Make room: collect completions, and push the kernel along.
+		l.flush()
+		l.reap()
+		if idx, got = tx.Reserve(1); got == 0 {
+			l.pool.Completed(b.Frame) // undo SubmitTX: the frame never left
+			l.ctr.TxRingFull++
+			return nic.ErrTxFull
+		}
+	}
+	tx.Set(idx, unix.XDPDesc{Addr: l.um.Addr(b.Frame) + uint64(b.Off), Len: uint32(b.Len)})
+	tx.Submit(1)
+	k.tags[b.Frame] = tag
+	k.queued++
+	k.inflight++
+	l.ctr.TxDescs++
+	return nil
+}
+
+func (k *xskLink) Ref(f uint32) {
+	if k.l.pool.Ref(f) != nil {
+		k.l.ctr.OwnershipErrors++
+	}
+}
+
+func (k *xskLink) Release(f uint32) {
+	if k.l.pool.Unref(f) != nil {
+		k.l.ctr.OwnershipErrors++
+	}
+}
+
+// poll runs one turn of the event loop: kick pending transmissions, collect
+// completions, receive a batch, refill the fill ring, run due timers. It
+// reports whether anything happened.
+//
+//demixdp:hotpath — allocates nothing.
+func (l *LibOS) poll() bool {
+	l.flush()
+	n := l.reap()
+	n += l.receive()
+	l.refill()
+	if d := l.stack.NextDeadline(); d != 0 && l.link.Now() >= d {
+		l.stack.Tick()
+	}
+	l.flush()
+	return n > 0
+}
+
+// flush kicks the kernel while the TX ring holds descriptors it has not
+// consumed and it asked to be woken. In copy mode it always asks, and one
+// sendto moves at most a kernel-defined batch (32 frames), so a burst may
+// take several turns of the loop.
+func (l *LibOS) flush() {
+	tx := l.sock.TX()
+	if l.link.queued == 0 && l.link.inflight == 0 {
+		return
+	}
+	l.link.queued = 0
+	if tx.Free() == tx.Size() {
+		return // the kernel has taken everything
+	}
+	if !l.sock.NeedWakeupEnabled() || tx.NeedWakeup() {
+		l.ctr.Kicks++
+		if err := l.sock.Kick(); err != nil {
+			l.ctr.KickErrors++
+		}
+	}
+}
+
+// reap collects TX completions, returns their frames to the pool (or to
+// their holders) and completes the push tokens they carried.
+func (l *LibOS) reap() int {
+	comp := l.sock.Completion()
+	idx, n := comp.Peek(uint32(l.cfg.Batch))
+	for i := uint32(0); i < n; i++ {
+		addr := comp.Get(idx + i)
+		f, ok := l.um.FrameOf(addr)
+		if !ok {
+			l.ctr.BadDescs++
+			continue
+		}
+		tag := l.link.tags[f]
+		l.link.tags[f] = 0
+		if l.pool.Completed(f) != nil {
+			l.ctr.OwnershipErrors++
+			continue
+		}
+		l.link.inflight--
+		l.ctr.Completions++
+		if tag != 0 {
+			l.completeOp(QToken(tag), nil)
+		}
+	}
+	if n > 0 {
+		comp.Release(n)
+	}
+	return int(n)
+}
+
+// receive takes a batch from the RX ring into the netstack.
+func (l *LibOS) receive() int {
+	rx := l.sock.RX()
+	idx, n := rx.Peek(uint32(l.cfg.Batch))
+	fs := uint64(l.um.FrameSize())
+	for i := uint32(0); i < n; i++ {
+		d := rx.Get(idx + i)
+		f, ok := l.um.FrameOf(d.Addr)
+		if !ok {
+			l.ctr.BadDescs++
+			continue
+		}
+		l.inFill--
+		if l.pool.Received(f) != nil {
+			l.ctr.OwnershipErrors++
+			continue
+		}
+		off := d.Addr - l.um.Addr(f)
+		if off+uint64(d.Len) > fs {
+			l.ctr.BadDescs++
+			l.link.Release(f)
+			continue
+		}
+		l.ctr.RxDescs++
+		l.stack.Input(nic.Buf{Frame: f, Data: l.um.Frame(f), Off: int(off), Len: int(d.Len)})
+	}
+	if n > 0 {
+		rx.Release(n)
+	}
+	return int(n)
+}
+
+// refill tops the fill ring up to its goal from the free frames.
+func (l *LibOS) refill() {
+	want := l.fillGoal - l.inFill
+	if want <= 0 {
+		return
+	}
+	want = min(want, l.pool.Available())
+	if want == 0 {
+		l.ctr.FillStarved++
+		return
+	}
+	fill := l.sock.Fill()
+	idx, got := fill.Reserve(uint32(want))
+	for i := uint32(0); i < got; i++ {
+		f, err := l.pool.AllocFill()
+		if err != nil { // cannot happen: want <= Available
+			f = 0
+		}
+		fill.Set(idx+i, l.um.Addr(f))
+	}
+	fill.Submit(got)
+	l.inFill += int(got)
+	if got > 0 && l.sock.NeedWakeupEnabled() && fill.NeedWakeup() {
+		_ = l.sock.WakeFill()
+	}
+}
+
+// run drives the loop until done reports true or the timeout passes. It
+// spins for Config.Spin after the last activity, then blocks in poll(2)
+// until a packet, the next timer or the deadline.
+func (l *LibOS) run(qts []QToken, timeout time.Duration) (int, error) {
+	var deadline int64
+	if timeout > 0 {
+		deadline = l.link.Now() + int64(timeout)
+	}
+	spin := int64(l.cfg.Spin)
+	idle := l.link.Now()
+	for {
+		active := l.poll()
+		if i := l.firstDone(qts); i >= 0 {
+			return i, nil
+		}
+		if timeout == 0 {
+			return -1, unix.ETIMEDOUT
+		}
+		now := l.link.Now()
+		if deadline != 0 && now >= deadline {
+			return -1, unix.ETIMEDOUT
+		}
+		if active {
+			idle = now
+			continue
+		}
+		if now-idle < spin {
+			continue
+		}
+		l.block(now, deadline)
+		idle = l.link.Now()
+	}
+}
+
+// block sleeps in poll(2) until a packet arrives, or the next stack timer
+// or the caller's deadline is due.
+func (l *LibOS) block(now, deadline int64) {
+	l.flush()
+	wake := deadline
+	if d := l.stack.NextDeadline(); d != 0 && (wake == 0 || d < wake) {
+		wake = d
+	}
+	if l.link.inflight > 0 {
+		// Completions do not wake poll(2); look again soon.
+		if w := now + int64(maxBlockWithTX); wake == 0 || w < wake {
+			wake = w
+		}
+	}
+	d := time.Duration(-1)
+	if wake != 0 {
+		d = time.Duration(wake - now)
+		if d < 0 {
+			d = 0
+		}
+	}
+	l.ctr.Sleeps++
+	if _, err := l.sock.Poll(d); err != nil {
+		l.ctr.PollErrors++
+	}
+}
+
+const maxBlockWithTX = 200 * time.Microsecond

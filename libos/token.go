@@ -1,0 +1,199 @@
+package libos
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// QToken names one asynchronous operation until Wait or WaitAny returns its
+// result. The zero QToken is never valid.
+type QToken uint64
+
+// Opcode says which operation a Result completes.
+type Opcode int
+
+const (
+	OpInvalid Opcode = iota
+	OpPush           // a Push or PushTo completed
+	OpPop            // a Pop completed: Result.SGA holds the data
+	OpConnect        // a Connect completed
+	OpFailed         // the operation failed: Result.Err says why
+)
+
+// String returns the opcode's name.
+func (o Opcode) String() string {
+	switch o {
+	case OpPush:
+		return "push"
+	case OpPop:
+		return "pop"
+	case OpConnect:
+		return "connect"
+	case OpFailed:
+		return "failed"
+	}
+	return "invalid"
+}
+
+// Result is what Wait and WaitAny return for a completed operation.
+type Result struct {
+	Opcode Opcode
+	QD     QD
+	QT     QToken
+	// SGA is the data of a completed Pop; its Addr field holds the sender.
+	// The application owns it and returns it with SGAFree.
+	SGA *SGA
+	// Err is set when Opcode is OpFailed: an errno such as ECANCELED
+	// (the queue was closed) or EHOSTUNREACH (ARP resolution failed).
+	Err error
+}
+
+type opState uint8
+
+const (
+	opFree opState = iota
+	opPending
+	opDone
+)
+
+type op struct {
+	gen   uint32
+	state opState
+	kind  Opcode // what the operation is (the result's Opcode unless it fails)
+	next  int32  // next pending pop of the same queue, -1 at the end
+	res   Result
+}
+
+// opTable holds operations by slot. A token is its slot's generation and
+// index, so a stale or consumed token is recognised in O(1). Slots are
+// recycled; the table grows only while the number of simultaneously pending
+// operations reaches a new high.
+type opTable struct {
+	ops  []op
+	free []int32
+}
+
+func (t *opTable) init() {
+	t.ops = make([]op, 0, 256)
+	t.free = make([]int32, 0, 256)
+}
+
+func (t *opTable) alloc(kind Opcode, qd QD) (QToken, int32) {
+	var i int32
+	if n := len(t.free); n > 0 {
+		i = t.free[n-1]
+		t.free = t.free[:n-1]
+	} else {
+		t.ops = append(t.ops, op{})
+		i = int32(len(t.ops) - 1)
+	}
+	o := &t.ops[i]
+	o.gen++
+	if o.gen == 0 {
+		o.gen = 1
+	}
+	qt := QToken(uint64(o.gen)<<32 | uint64(i))
+	o.state, o.kind, o.next = opPending, kind, -1
+	o.res = Result{QD: qd, QT: qt}
+	return qt, i
+}
+
+// get returns the slot of a live (pending or done, not consumed) token.
+func (t *opTable) get(qt QToken) (int32, bool) {
+	i := int64(qt & 0xffffffff)
+	gen := uint32(qt >> 32)
+	if gen == 0 || i >= int64(len(t.ops)) {
+		return -1, false
+	}
+	o := &t.ops[i]
+	if o.gen != gen || o.state == opFree {
+		return -1, false
+	}
+	return int32(i), true
+}
+
+func (t *opTable) release(i int32) {
+	t.ops[i].state = opFree
+	t.ops[i].res = Result{}
+	t.free = append(t.free, i)
+}
+
+// completeOp finishes a pending operation; err != nil makes it OpFailed.
+// A token that is unknown, consumed or already done is ignored: its
+// operation was cancelled (Close) before the datapath finished it.
+func (l *LibOS) completeOp(qt QToken, err error) {
+	i, ok := l.ops.get(qt)
+	if !ok {
+		return
+	}
+	o := &l.ops.ops[i]
+	if o.state != opPending {
+		return
+	}
+	l.finish(o, err)
+}
+
+func (l *LibOS) finish(o *op, err error) {
+	o.state = opDone
+	if err != nil {
+		o.res.Opcode, o.res.Err = OpFailed, err
+		if o.res.SGA != nil {
+			l.SGAFree(o.res.SGA)
+			o.res.SGA = nil
+		}
+		return
+	}
+	o.res.Opcode = o.kind
+}
+
+// Wait runs the event loop until the operation qt completes, then returns
+// its Result and consumes the token. A failed operation is not an error of
+// Wait: it returns a Result with Opcode OpFailed and the reason in Err.
+//
+// timeout < 0 waits forever; 0 polls once; otherwise Wait gives up after
+// timeout with ETIMEDOUT, leaving the operation pending and qt valid.
+// An unknown or already consumed token is EINVAL; a closed LibOS is EBADF.
+func (l *LibOS) Wait(qt QToken, timeout time.Duration) (Result, error) {
+	qts := [1]QToken{qt}
+	_, r, err := l.WaitAny(qts[:], timeout)
+	return r, err
+}
+
+// WaitAny is Wait for several tokens: it returns the index in qts and the
+// Result of the first that completes (the lowest index if several have),
+// consuming only that token. Errors are as for Wait; any unknown or consumed
+// token in qts makes it EINVAL, and an empty qts is EINVAL.
+//
+//demixdp:hotpath — allocates nothing.
+func (l *LibOS) WaitAny(qts []QToken, timeout time.Duration) (int, Result, error) {
+	if l.closed {
+		return -1, Result{}, unix.EBADF
+	}
+	if len(qts) == 0 {
+		return -1, Result{}, unix.EINVAL
+	}
+	for _, qt := range qts {
+		if _, ok := l.ops.get(qt); !ok {
+			return -1, Result{}, unix.EINVAL
+		}
+	}
+	i, err := l.run(qts, timeout)
+	if err != nil {
+		return -1, Result{}, err
+	}
+	slot, _ := l.ops.get(qts[i])
+	r := l.ops.ops[slot].res
+	l.ops.release(slot)
+	return i, r, nil
+}
+
+// firstDone returns the index of the first completed token in qts, or -1.
+func (l *LibOS) firstDone(qts []QToken) int {
+	for i, qt := range qts {
+		if s, ok := l.ops.get(qt); ok && l.ops.ops[s].state == opDone {
+			return i
+		}
+	}
+	return -1
+}

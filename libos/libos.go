@@ -271,6 +271,7 @@ func (l *LibOS) Close() error {
 			l.closeQueue(QD(qd))
 		}
 	}
+	l.stack.Close()
 	l.closed = true
 	return l.teardown()
 }

@@ -197,3 +197,7 @@ func (s *Stack) Tick() {
 // NextDeadline returns the clock time of the earliest pending timer, or 0
 // if there is none.
 func (s *Stack) NextDeadline() int64 { return s.neigh.nextDeadline() }
+
+// Close drops every datagram still waiting for neighbour resolution,
+// releasing its frame. Endpoints are closed by their owners.
+func (s *Stack) Close() { s.neigh.drop() }

@@ -53,8 +53,9 @@ func newEchoer(lib *libos.LibOS, qd libos.QD, pops int) *echoer {
 // least every stopCheck) and returns nil then, or an error if the queue
 // breaks (a pop fails, which only a closed queue does).
 //
+// their working size.
+//
 //demixdp:hotpath — allocates nothing once the token slices have grown to
-//their working size.
 func (e *echoer) serve(stop *atomic.Bool) error {
 	for i := range e.pops {
 		qt, err := e.lib.Pop(e.qd)

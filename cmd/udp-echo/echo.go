@@ -51,11 +51,10 @@ func newEchoer(lib *libos.LibOS, qd libos.QD, pops int) *echoer {
 
 // serve echoes until stop is set (checked after every completion and at
 // least every stopCheck) and returns nil then, or an error if the queue
-// breaks (a pop fails, which only a closed queue does).
+// breaks (a pop fails, which only a closed queue does). Once the token
+// slices have grown to their working size it allocates nothing.
 //
-// their working size.
-//
-//demixdp:hotpath — allocates nothing once the token slices have grown to
+//demixdp:hotpath — allocates nothing.
 func (e *echoer) serve(stop *atomic.Bool) error {
 	for i := range e.pops {
 		qt, err := e.lib.Pop(e.qd)

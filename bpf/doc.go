@@ -18,8 +18,9 @@
 // Dedicated mode (the libOS owns addresses the kernel does not have):
 //   - ARP with a complete 28-byte Ethernet/IPv4 body (htype 1, ptype 0x0800,
 //     hlen 6, plen 4) whose target protocol address is ours is redirected.
-//     An ARP body shorter than 28 bytes is passed and counted Malformed; a
-//     complete ARP for other hardware or protocol types is passed.
+//     An ARP body shorter than 28 bytes, or an ARP for another hardware
+//     or protocol type (nonsense on an Ethernet link), is passed and counted
+//     Malformed.
 //   - IPv4 to an address of ours is redirected, including packets with IP
 //     options and fragments: the netstack drops and counts those. The L4
 //     header is not looked at.

@@ -155,7 +155,8 @@ func (b *builder) copyAddr(off int16) {
 //	ethertype IPv4                          -> ipv4
 //	ethertype ARP (dedicated mode only)     -> arp
 //	anything else (VLAN tags, IPv6, ...)    -> pass
-//	arp:  body < 28 bytes -> malformed; not Ethernet/IPv4 -> pass;
+//	arp:  body < 28 bytes or not Ethernet/IPv4 ARP -> malformed (an
+//	      Ethernet link carries no other kind);
 //	      target address ours -> redirect; else pass
 //	ipv4: < 20 bytes, version != 4, IHL < 5, IHL*4 past the frame,
 //	      total length < IHL*4 -> malformed
@@ -194,14 +195,14 @@ func steeringProgram(mode Mode, fds mapFDs) (asm.Instructions, error) {
 			asm.JGT.Reg(asm.R2, rDataEnd, "malformed"),
 			asm.LoadMem(asm.R2, rData, ethHdrLen, asm.Half), // htype
 			asm.HostTo(asm.BE, asm.R2, asm.Half),
-			asm.JNE.Imm(asm.R2, 1, "pass"),
+			asm.JNE.Imm(asm.R2, 1, "malformed"),
 			asm.LoadMem(asm.R2, rData, ethHdrLen+2, asm.Half), // ptype
 			asm.HostTo(asm.BE, asm.R2, asm.Half),
-			asm.JNE.Imm(asm.R2, ethTypeIPv4, "pass"),
+			asm.JNE.Imm(asm.R2, ethTypeIPv4, "malformed"),
 			asm.LoadMem(asm.R2, rData, ethHdrLen+4, asm.Byte), // hlen
-			asm.JNE.Imm(asm.R2, 6, "pass"),
+			asm.JNE.Imm(asm.R2, 6, "malformed"),
 			asm.LoadMem(asm.R2, rData, ethHdrLen+5, asm.Byte), // plen
-			asm.JNE.Imm(asm.R2, 4, "pass"),
+			asm.JNE.Imm(asm.R2, 4, "malformed"),
 		)
 		b.copyAddr(arpTPAOff)
 		b.emit(asm.Ja.Label("addr"))

@@ -112,7 +112,7 @@ func frameCases() []frameCase {
 		{"ARP for another address", ether(0x0806, arpBody(otherAddr)), pass, pass},
 		{"ARP truncated", ether(0x0806, arpBody(ourAddr)[:27]), malformed, pass},
 		{"ARP header only", ether(0x0806, arpBody(ourAddr)[:8]), malformed, pass},
-		{"ARP non-Ethernet hardware", ether(0x0806, arpOther), pass, pass},
+		{"ARP non-Ethernet hardware", ether(0x0806, arpOther), malformed, pass},
 		{"UDP to our address, bound port", fullUDP, redirect, redirect},
 		{"TCP to our address, bound port", ipFrame(ipOpts{proto: protoTCP, dst: ourAddr}, tcp(80)), redirect, redirect},
 		{"UDP to our address, unbound port", udpTo(ourAddr, 9), redirect, pass},

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,20 +87,27 @@ func echoServer(lib *libos.LibOS, addr netip.AddrPort, ready chan<- error, stop 
 	}
 }
 
-// startEcho runs echoServer in a goroutine and stops it on cleanup.
-func startEcho(t *testing.T, lib *libos.LibOS, addr netip.AddrPort) {
+// startEcho runs echoServer in a goroutine. The returned function stops it
+// and waits for it (it also runs on cleanup); only after it returns may the
+// test touch lib, which is not safe for concurrent use.
+func startEcho(t *testing.T, lib *libos.LibOS, addr netip.AddrPort) (stop func()) {
 	t.Helper()
-	ready, stop, done := make(chan error, 1), make(chan struct{}), make(chan error, 1)
-	go func() { done <- echoServer(lib, addr, ready, stop) }()
+	ready, quit, done := make(chan error, 1), make(chan struct{}), make(chan error, 1)
+	go func() { done <- echoServer(lib, addr, ready, quit) }()
 	if err := <-ready; err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		close(stop)
-		if err := <-done; err != nil {
-			t.Errorf("echo server: %v", err)
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			close(quit)
+			if err := <-done; err != nil {
+				t.Errorf("echo server: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // dialB opens a kernel UDP socket in namespace B connected to to.
@@ -120,7 +128,7 @@ func dialB(t *testing.T, lab *vethlab.Lab, to netip.AddrPort) *net.UDPConn {
 func TestUDPEchoWithKernelClient100k(t *testing.T) {
 	lab, lib := labLibOS(t, libos.Dedicated, nil)
 	srv := netip.AddrPortFrom(lab.AddrA.Addr(), 7)
-	startEcho(t, lib, srv)
+	stop := startEcho(t, lib, srv)
 	c := dialB(t, lab, srv)
 
 	const total, window = 100000, 32
@@ -176,6 +184,7 @@ func TestUDPEchoWithKernelClient100k(t *testing.T) {
 		delete(sent, key)
 		got++
 	}
+	stop()
 	cs, err := lib.Counters()
 	if err != nil {
 		t.Fatal(err)

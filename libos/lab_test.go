@@ -19,7 +19,7 @@ import (
 
 // labLibOS builds a lab and a LibOS on its A side. The kernel in A has no
 // address in Dedicated mode; in Shared mode it has the libOS's address.
-func labLibOS(t *testing.T, mode libos.Mode, tweak func(*libos.Config)) (*vethlab.Lab, *libos.LibOS) {
+func labLibOS(t testing.TB, mode libos.Mode, tweak func(*libos.Config)) (*vethlab.Lab, *libos.LibOS) {
 	t.Helper()
 	lab := vethlab.ForTest(t, vethlab.Config{Name: "lo", KernelAddrA: mode == libos.Shared})
 	cfg := libos.Config{Interface: lab.IfA, Addr: lab.AddrA, Mode: mode}

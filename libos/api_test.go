@@ -364,3 +364,56 @@ func TestFreeProtection(t *testing.T) {
 		t.Fatalf("ownership errors: %d", cs.OwnershipErrors)
 	}
 }
+
+// TestSegmentsAndGather checks how SGAAlloc splits sizes and that a
+// multi-segment SGA that fits one frame is sent as one datagram.
+func TestSegmentsAndGather(t *testing.T) {
+	lab, lib := labLibOS(t, libos.Dedicated, nil)
+	for _, c := range []struct{ size, segs int }{
+		{1, 1}, {lib.MaxDatagram(), 1}, {lib.MaxDatagram() + 1, 2},
+		{3 * lib.SegmentSize(), 3}, {3*lib.SegmentSize() + 1, 4},
+	} {
+		s, err := lib.SGAAlloc(c.size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Segs) != c.segs || s.Len() != c.size {
+			t.Errorf("SGAAlloc(%d): %d segments, %d bytes; want %d segments", c.size, len(s.Segs), s.Len(), c.segs)
+		}
+		for _, seg := range s.Segs {
+			if len(seg) > lib.SegmentSize() && c.segs > 1 {
+				t.Errorf("SGAAlloc(%d): segment of %d > SegmentSize %d", c.size, len(seg), lib.SegmentSize())
+			}
+		}
+		lib.SGAFree(s)
+	}
+	peer := netip.AddrPortFrom(lab.AddrB.Addr(), 9003)
+	k := listenB(t, lab, peer)
+	qd := mustSocket(t, lib)
+	s, _ := lib.SGAAlloc(3 * lib.SegmentSize())
+	s.Segs = s.Segs[:3]
+	s.Segs[0] = s.Segs[0][:100]
+	s.Segs[1] = s.Segs[1][10:60]
+	s.Segs[2] = s.Segs[2][:7]
+	fill(s, 0)
+	for i := range s.Segs {
+		for j := range s.Segs[i] {
+			s.Segs[i][j] = byte('A' + i)
+		}
+	}
+	want := s.Bytes()
+	qt, err := lib.PushTo(qd, s, peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := lib.Wait(qt, 5*time.Second); err != nil || r.Opcode != libos.OpPush {
+		t.Fatalf("gather push: %v %+v", err, r)
+	}
+	buf := make([]byte, 2048)
+	k.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := k.Read(buf)
+	if err != nil || string(buf[:n]) != string(want) {
+		t.Fatalf("kernel got %q, want %q (%v)", buf[:n], want, err)
+	}
+	lib.SGAFree(s)
+}

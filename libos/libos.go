@@ -192,12 +192,21 @@ func New(cfg Config) (*LibOS, error) {
 		return nil, fmt.Errorf("libos: %w", err)
 	}
 	rs := uint32(cfg.RingSize)
-	l.sock, err = xdp.Open(xdp.Config{
+	xcfg := xdp.Config{
 		Ifindex: l.ifindex, QueueID: cfg.Queue,
 		Umem: l.um.Bytes(), FrameSize: uint32(cfg.FrameSize),
 		FillSize: rs, CompletionSize: rs, RXSize: rs, TXSize: rs,
 		Mode: cfg.XDPMode,
-	})
+	}
+	// A queue whose previous owner just died stays busy until the kernel
+	// has released that socket: retry EBUSY for a little while.
+	for deadline := time.Now().Add(3 * time.Second); ; {
+		l.sock, err = xdp.Open(xcfg)
+		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("libos: %w", err)
 	}

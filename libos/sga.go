@@ -78,14 +78,18 @@ func (p *sgaPool) put(s *SGA) {
 	p.free = append(p.free, s)
 }
 
-// SegmentSize is the capacity of one SGA segment: the largest UDP payload
-// the MTU allows, so that any datagram fits in one segment.
+// SegmentSize is the capacity of the segments of a multi-segment SGA: the
+// largest TCP payload of an Ethernet frame with the timestamp option (MTU
+// minus 52 bytes), so that a stream can send every segment as one packet
+// without copying. An SGAAlloc of at most MaxDatagram bytes always yields a
+// single segment, so every UDP datagram is one frame.
 func (l *LibOS) SegmentSize() int {
-	return min(l.stack.MaxPayload(), l.um.FrameSize()-l.um.Headroom())
+	return min(l.mtu-52, l.um.FrameSize()-l.um.Headroom())
 }
 
-// SGAAlloc returns an SGA of size bytes, split into segments of at most
-// SegmentSize bytes, each in its own UMEM frame with headroom in front.
+// SGAAlloc returns an SGA of size bytes: one segment if size is at most
+// MaxDatagram, otherwise segments of SegmentSize bytes (the last shorter),
+// each in its own UMEM frame with headroom in front.
 // Errors: EINVAL (size <= 0 or more than MaxSegments*SegmentSize), ENOBUFS
 // (the UMEM has no free frame left), EBADF (the LibOS is closed).
 //
@@ -97,6 +101,9 @@ func (l *LibOS) SGAAlloc(size int) (*SGA, error) {
 	seg := l.SegmentSize()
 	if size <= 0 || size > MaxSegments*seg {
 		return nil, unix.EINVAL
+	}
+	if size <= l.stack.MaxPayload() {
+		seg = size // one datagram, one frame
 	}
 	s := l.sgas.get(l)
 	hr := l.um.Headroom()

@@ -1,0 +1,139 @@
+// Package lossy injects random packet loss on a lab interface with eBPF,
+// since the lab machine's kernel has no netem: an XDP program drops a share
+// of the IPv4 frames the interface receives and a TCX egress program drops
+// the same share of those it sends. ARP and everything that is not IPv4
+// pass untouched, so neighbour resolution stays reliable and the loss hits
+// only the traffic under test.
+//
+// It is a test tool: attach it only to an interface the test created (the
+// peer end of a lab veth), from inside that interface's network namespace.
+package lossy
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+)
+
+// Loss is a loss injector attached to one interface.
+type Loss struct {
+	counters *ebpf.Map
+	progs    []*ebpf.Program
+	links    []link.Link
+}
+
+// Counters of a Loss: frames dropped and IPv4 frames let through, in both
+// directions together.
+type Counters struct{ Dropped, Passed uint64 }
+
+// Attach drops the fraction rate (0 <= rate < 1) of IPv4 frames received
+// and sent by interface ifindex. It must run in the interface's network
+// namespace.
+func Attach(ifindex int, rate float64) (*Loss, error) {
+	if rate < 0 || rate >= 1 || math.IsNaN(rate) {
+		return nil, fmt.Errorf("lossy: rate %v outside [0, 1)", rate)
+	}
+	threshold := uint32(rate * (1 << 32))
+	l := &Loss{}
+	var err error
+	l.counters, err = ebpf.NewMap(&ebpf.MapSpec{Name: "lossy_ctr", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 2})
+	if err != nil {
+		return nil, fmt.Errorf("lossy: counters map: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			l.Close()
+		}
+	}()
+	xdpProg, err := l.load(ebpf.XDP, threshold, 0, 4, 1 /* XDP_DROP */, 2 /* XDP_PASS */)
+	if err != nil {
+		return nil, err
+	}
+	tcProg, err := l.load(ebpf.SchedCLS, threshold, 76, 80, 2 /* TC_ACT_SHOT */, -1 /* TCX_NEXT */)
+	if err != nil {
+		return nil, err
+	}
+	xl, err := link.AttachXDP(link.XDPOptions{Program: xdpProg, Interface: ifindex})
+	if err != nil {
+		return nil, fmt.Errorf("lossy: attach XDP: %w", err)
+	}
+	l.links = append(l.links, xl)
+	tl, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: tcProg, Attach: ebpf.AttachTCXEgress})
+	if err != nil {
+		return nil, fmt.Errorf("lossy: attach TCX egress: %w", err)
+	}
+	l.links = append(l.links, tl)
+	ok = true
+	return l, nil
+}
+
+// load builds the program for one hook: dataOff/endOff are the offsets of
+// the packet pointers in the hook's context, drop/pass its verdicts.
+func (l *Loss) load(typ ebpf.ProgramType, threshold uint32, dataOff, endOff int16, drop, pass int32) (*ebpf.Program, error) {
+	insns := asm.Instructions{
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.Mov.Imm(asm.R7, 1), // counter index: 1 passed, 0 dropped
+		asm.LoadMem(asm.R2, asm.R6, dataOff, asm.Word),
+		asm.LoadMem(asm.R3, asm.R6, endOff, asm.Word),
+		asm.Mov.Reg(asm.R4, asm.R2),
+		asm.Add.Imm(asm.R4, 14),
+		asm.JGT.Reg(asm.R4, asm.R3, "out"),
+		asm.LoadMem(asm.R4, asm.R2, 12, asm.Half),
+		asm.JNE.Imm(asm.R4, 0x0008, "out"), // EtherType IPv4, network order read little-endian
+		asm.FnGetPrandomU32.Call(),
+		asm.LoadImm(asm.R1, int64(threshold), asm.DWord),
+		asm.JGE.Reg(asm.R0, asm.R1, "count"),
+		asm.Mov.Imm(asm.R7, 0),
+		asm.StoreMem(asm.RFP, -4, asm.R7, asm.Word).WithSymbol("count"),
+		asm.LoadMapPtr(asm.R1, l.counters.FD()),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, -4),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "verdict"),
+		asm.Mov.Imm(asm.R1, 1),
+		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R0, pass).WithSymbol("verdict"),
+		asm.JNE.Imm(asm.R7, 0, "exit"),
+		asm.Mov.Imm(asm.R0, drop),
+		asm.Return().WithSymbol("exit"),
+		asm.Mov.Imm(asm.R0, pass).WithSymbol("out"),
+		asm.Return(),
+	}
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "lossy", Type: typ, License: "GPL", Instructions: insns})
+	if err != nil {
+		return nil, fmt.Errorf("lossy: load %v program: %w", typ, err)
+	}
+	l.progs = append(l.progs, p)
+	return p, nil
+}
+
+// Counters returns how many IPv4 frames were dropped and passed.
+func (l *Loss) Counters() (Counters, error) {
+	var c Counters
+	if err := l.counters.Lookup(uint32(0), &c.Dropped); err != nil {
+		return c, err
+	}
+	err := l.counters.Lookup(uint32(1), &c.Passed)
+	return c, err
+}
+
+// Close detaches and unloads everything; it is idempotent.
+func (l *Loss) Close() error {
+	var errs []error
+	for _, k := range l.links {
+		errs = append(errs, k.Close())
+	}
+	for _, p := range l.progs {
+		errs = append(errs, p.Close())
+	}
+	if l.counters != nil {
+		errs = append(errs, l.counters.Close())
+	}
+	l.links, l.progs, l.counters = nil, nil, nil
+	return errors.Join(errs...)
+}

@@ -1,0 +1,82 @@
+package lossy_test
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/demixdp/demixdp/internal/lossy"
+	"github.com/demixdp/demixdp/internal/vethlab"
+)
+
+// TestLossRate sends UDP both ways across a lab veth with 20% loss on the
+// peer's end and checks that roughly that share of IPv4 frames vanishes in
+// each direction, while ARP still resolves.
+func TestLossRate(t *testing.T) {
+	lab := vethlab.ForTest(t, vethlab.Config{Name: "ls", KernelAddrA: true})
+	var loss *lossy.Loss
+	if err := lab.RunInB(func() (err error) {
+		loss, err = lossy.Attach(lab.IndexB, 0.2)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer loss.Close()
+
+	a := netip.AddrPortFrom(lab.AddrA.Addr(), 5000)
+	b := netip.AddrPortFrom(lab.AddrB.Addr(), 5001)
+	var ca, cb *net.UDPConn
+	lab.RunInA(func() (err error) { ca, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(a)); return })
+	lab.RunInB(func() (err error) { cb, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(b)); return })
+	if ca == nil || cb == nil {
+		t.Fatal("sockets")
+	}
+	defer ca.Close()
+	defer cb.Close()
+	const n = 2000
+	count := func(from, to *net.UDPConn, dst netip.AddrPort) int {
+		got := make(chan int)
+		go func() { // read while sending, so the socket buffer never overflows
+			c := 0
+			buf := make([]byte, 16)
+			for {
+				to.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+				if _, _, err := to.ReadFromUDPAddrPort(buf); err != nil {
+					if !errors.Is(err, os.ErrDeadlineExceeded) {
+						t.Error(err)
+					}
+					got <- c
+					return
+				}
+				c++
+			}
+		}()
+		for i := 0; i < n; i++ {
+			from.WriteToUDPAddrPort([]byte("x"), dst)
+			if i%20 == 0 {
+				time.Sleep(200 * time.Microsecond)
+			}
+		}
+		return <-got
+	}
+	for _, dir := range []struct {
+		name     string
+		from, to *net.UDPConn
+		dst      netip.AddrPort
+	}{{"A to B (XDP ingress)", ca, cb, b}, {"B to A (TCX egress)", cb, ca, a}} {
+		got := count(dir.from, dir.to, dir.dst)
+		if rate := 1 - float64(got)/n; rate < 0.12 || rate > 0.28 {
+			t.Errorf("%s: %d of %d arrived, loss %.2f, want about 0.20", dir.name, got, n, rate)
+		}
+	}
+	c, err := loss.Counters()
+	if err != nil || c.Dropped == 0 || c.Passed == 0 {
+		t.Fatalf("counters %+v %v", c, err)
+	}
+	if _, err := lossy.Attach(lab.IndexB, 1.5); err == nil {
+		t.Fatal("rate 1.5 accepted")
+	}
+}

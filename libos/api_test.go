@@ -417,3 +417,33 @@ func TestSegmentsAndGather(t *testing.T) {
 	}
 	lib.SGAFree(s)
 }
+
+// TestConfigErrors: bad configurations fail in New with EINVAL, and a
+// shared-mode ephemeral range that overlaps the kernel's is refused.
+func TestConfigErrors(t *testing.T) {
+	lab, _ := labLibOS(t, libos.Shared, nil)
+	for _, c := range []struct {
+		name string
+		cfg  libos.Config
+		want unix.Errno
+	}{
+		{"no interface", libos.Config{Addr: lab.AddrA}, unix.EINVAL},
+		{"no address", libos.Config{Interface: lab.IfA}, unix.EINVAL},
+		{"ring not a power of two", libos.Config{Interface: lab.IfA, Addr: lab.AddrA, RingSize: 1000}, unix.EINVAL},
+		{"bad ephemeral range", libos.Config{Interface: lab.IfA, Addr: lab.AddrA, EphemeralFirst: 9, EphemeralLast: 3}, unix.EINVAL},
+		{"shared range overlaps the kernel's", libos.Config{Interface: lab.IfA, Addr: lab.AddrA, Mode: libos.Shared,
+			EphemeralFirst: 40000, EphemeralLast: 50000}, unix.EADDRINUSE},
+	} {
+		err := lab.RunInA(func() error {
+			lib, err := libos.New(c.cfg)
+			if err == nil {
+				lib.Close()
+			}
+			return err
+		})
+		wantErrno(t, c.name, err, c.want)
+	}
+	if _, err := libos.ParseMode("bogus"); !errors.Is(err, unix.EINVAL) {
+		t.Errorf("ParseMode(bogus): %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/demixdp/demixdp/bpf"
@@ -83,9 +84,21 @@ type Config struct {
 	RecvQueueLen int
 	// ARP tunes neighbour resolution (see stack.ARPConfig).
 	ARP stack.ARPConfig
+	// EphemeralFirst..EphemeralLast are the ports picked for port 0 and
+	// unbound sends; zero means 61000..65535, outside Linux's default
+	// ip_local_port_range (32768..60999). In Shared mode New refuses a
+	// range that overlaps the kernel's, since both would hand out the same
+	// ports on the same address.
+	EphemeralFirst, EphemeralLast uint16
 }
 
 func (c *Config) normalize() error {
+	if c.EphemeralFirst == 0 && c.EphemeralLast == 0 {
+		c.EphemeralFirst, c.EphemeralLast = 61000, 65535
+	}
+	if c.EphemeralFirst == 0 || c.EphemeralFirst > c.EphemeralLast {
+		return fmt.Errorf("libos: bad ephemeral port range %d-%d: %w", c.EphemeralFirst, c.EphemeralLast, unix.EINVAL)
+	}
 	if c.Interface == "" {
 		return fmt.Errorf("libos: Config.Interface is required: %w", unix.EINVAL)
 	}
@@ -170,6 +183,11 @@ func New(cfg Config) (*LibOS, error) {
 	if len(ifi.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("libos: interface %q is not Ethernet: %w", cfg.Interface, unix.ENOTSUP)
 	}
+	if cfg.Mode == Shared {
+		if err := checkEphemeral(cfg.EphemeralFirst, cfg.EphemeralLast); err != nil {
+			return nil, err
+		}
+	}
 	l := &LibOS{cfg: cfg, ifindex: ifi.Index, mtu: ifi.MTU, epoch: time.Now()}
 	copy(l.mac[:], ifi.HardwareAddr)
 	if maxMTU := cfg.FrameSize - 256 - 14; l.mtu > maxMTU {
@@ -234,6 +252,7 @@ func New(cfg Config) (*LibOS, error) {
 	l.link.tags = make([]uint64, cfg.Frames)
 	scfg := stack.Config{
 		Addr: cfg.Addr, Gateway: cfg.Gateway, ARP: cfg.ARP, UDPQueueLen: cfg.RecvQueueLen,
+		EphemeralFirst: cfg.EphemeralFirst, EphemeralLast: cfg.EphemeralLast,
 	}
 	if cfg.Mode == Shared {
 		scfg.Mode = stack.Shared
@@ -305,4 +324,22 @@ func (l *LibOS) teardown() error {
 	}
 	l.closed = true
 	return errors.Join(errs...)
+}
+
+// checkEphemeral refuses an ephemeral range that overlaps the kernel's own
+// (read from the calling thread's network namespace).
+func checkEphemeral(first, last uint16) error {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return nil // no procfs: nothing to compare with
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil {
+		return nil
+	}
+	if int(first) <= hi && int(last) >= lo {
+		return fmt.Errorf("libos: shared mode: ephemeral ports %d-%d overlap the kernel's ip_local_port_range %d-%d; "+
+			"set Config.EphemeralFirst/EphemeralLast outside it: %w", first, last, lo, hi, unix.EADDRINUSE)
+	}
+	return nil
 }

@@ -8,6 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// maxLost ends a run whose server does not answer.
+const maxLost = 200
+
 // maxOutstanding bounds the requests in flight (one TX frame each).
 const maxOutstanding = 1024
 
@@ -214,7 +217,7 @@ func (c *client) run(stop func() bool, deadline time.Duration) time.Duration {
 		c.send()
 		if turn&1023 == 0 {
 			c.expire()
-			if stop() || (deadline > 0 && time.Duration(c.now()) > deadline) {
+			if stop() || (deadline > 0 && time.Duration(c.now()) > deadline) || c.st.lost > maxLost {
 				break
 			}
 		}

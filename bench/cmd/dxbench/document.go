@@ -1,0 +1,297 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/demixdp/demixdp/bench/report"
+)
+
+// entry is one stack's figures for one workload.
+type entry struct {
+	Available    bool                   `json:"available"`
+	Reason       string                 `json:"reason,omitempty"`
+	Figures      map[string]report.Stat `json:"figures,omitempty"`
+	FailedRounds int                    `json:"failed_rounds,omitempty"`
+}
+
+// ratio is libos/<peer> for one workload's headline metric, computed round
+// by round (median of the per-round ratios).
+type ratio struct {
+	Value  *float64 `json:"value"`
+	Metric string   `json:"metric"`
+	Target string   `json:"target,omitempty"`
+	Met    *bool    `json:"met,omitempty"`
+	Reason string   `json:"reason,omitempty"`
+}
+
+type workloadDoc struct {
+	Description string            `json:"description"`
+	Stacks      map[string]*entry `json:"stacks"`
+	Ratios      map[string]*ratio `json:"ratios"`
+}
+
+// target is a ratio goal from issue 6: value <= limit (lower is better) or
+// value >= limit.
+type target struct {
+	peer, peerWorkload string
+	atMost             bool
+	limit              float64
+}
+
+var workloads = []struct {
+	name, desc, metric string
+	targets            []target
+}{
+	{"udp_rtt", "64-byte UDP echo, one outstanding, closed loop; RTT in us", "p50_us",
+		[]target{{"kernel", "", true, 0.1}, {"gvisor", "", true, math.NaN()}, {"reflector", "", true, 1.3}}},
+	{"udp_pps", "64-byte UDP echo, 32 outstanding; replies per second", "pps",
+		[]target{{"kernel", "", false, 3}, {"gvisor", "", false, 3}, {"reflector", "", false, 0.8}}},
+	{"tcp_rtt", "64-byte request/response on one TCP connection; RTT in us", "p50_us",
+		[]target{{"kernel", "", true, 0.15}, {"gvisor", "", true, math.NaN()}, {"reflector", "udp_rtt", true, 1.5}}},
+	{"tcp_bulk", "one TCP connection streaming up to 1 GiB (time-capped); Gbit/s", "gbps",
+		[]target{{"kernel", "", false, 1.5}, {"kernel_offload", "", false, math.NaN()}, {"gvisor", "", false, 2}}},
+	{"tcp_connect", "connections established and closed per second", "cps",
+		[]target{{"kernel", "", false, math.NaN()}, {"gvisor", "", false, math.NaN()}}},
+}
+
+const noTCP = "the libOS has no SOCK_STREAM yet (TCP lands with its own issue); not measured"
+
+func (h *harness) document(idle map[string]map[string]float64, micro map[string]report.Micro, elapsed time.Duration) map[string]any {
+	doc := map[string]any{
+		"generated": time.Now().UTC().Format(time.RFC3339),
+		"machine":   fmt.Sprintf("%s/%s, %d CPUs, veth in copy mode", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
+		"rounds":    h.o.rounds,
+		"elapsed_s": math.Round(elapsed.Seconds()),
+		"stacks": map[string]string{
+			"kernel":         "Linux sockets through Go's net on both ends",
+			"kernel_offload": "the same, veth with TSO/GSO/GRO and checksum offloads on (tcp_bulk)",
+			"libos":          "demixdp libOS on both ends (cmd/udp-echo server, dxbench libOS client)",
+			"gvisor":         "gVisor netstack on its AF_XDP link endpoint on both ends (demixdp steering program redirects to it)",
+			"reflector":      "bare AF_XDP pair: cmd/xdp-reflect -busy and cmd/xdp-client, no stack",
+			"asavie":         "github.com/asavie/xdp v0.3.3 busy-polling reflector, cmd/xdp-client as the client",
+			"kernel_client/": "prefix: a Go-net kernel client against that server",
+		},
+	}
+	for _, w := range workloads {
+		wd := &workloadDoc{Description: w.desc, Stacks: map[string]*entry{}, Ratios: map[string]*ratio{}}
+		for stack, metrics := range h.figures[w.name] {
+			e := &entry{Available: true, Figures: map[string]report.Stat{}}
+			for m, rounds := range metrics {
+				if m == "fail" {
+					continue
+				}
+				var ok []float64
+				for _, v := range rounds {
+					if !math.IsNaN(v) {
+						ok = append(ok, v)
+					}
+				}
+				e.FailedRounds = max(e.FailedRounds, len(rounds)-len(ok))
+				if s, good := report.Summarize(ok); good {
+					s.Rounds = rounds
+					for i, v := range s.Rounds {
+						if math.IsNaN(v) {
+							s.Rounds[i] = -1 // JSON has no NaN: -1 marks a failed round
+						}
+					}
+					e.Figures[m] = s
+				}
+			}
+			if len(e.Figures) == 0 {
+				e.Available, e.Reason = false, "every round failed (see notes)"
+			}
+			wd.Stacks[stack] = e
+		}
+		if strings.HasPrefix(w.name, "tcp_") {
+			wd.Stacks["libos"] = &entry{Available: false, Reason: noTCP}
+			wd.Stacks["reflector"] = &entry{Available: false, Reason: "a bare reflector has no TCP"}
+		}
+		for _, t := range w.targets {
+			pw := w.name
+			if t.peerWorkload != "" {
+				pw = t.peerWorkload
+			}
+			r := &ratio{Metric: w.metric}
+			if t.peerWorkload != "" {
+				r.Metric = fmt.Sprintf("%s over %s's %s %s", w.metric, t.peer, t.peerWorkload, w.metric)
+			}
+			if !math.IsNaN(t.limit) {
+				op := ">="
+				if t.atMost {
+					op = "<="
+				}
+				r.Target = fmt.Sprintf("%s %g", op, t.limit)
+			}
+			a := h.figures[w.name]["libos"][w.metric]
+			b := h.figures[pw][t.peer][w.metric]
+			switch {
+			case strings.HasPrefix(w.name, "tcp_"):
+				r.Reason = noTCP
+			case len(b) == 0:
+				r.Reason = "peer not measured"
+			default:
+				if v, ok := report.RatioOfRounds(a, b); ok {
+					v = math.Round(v*1000) / 1000
+					r.Value = &v
+					if r.Target != "" {
+						met := v <= t.limit
+						if !t.atMost {
+							met = v >= t.limit
+						}
+						r.Met = &met
+					}
+				} else {
+					r.Reason = "no round measured both"
+				}
+			}
+			wd.Ratios["libos/"+t.peer] = r
+		}
+		doc[w.name] = wd
+	}
+	share := map[string]float64{}
+	first := map[string]float64{}
+	for st, m := range idle {
+		share[st] = math.Round(m["cpu_share"]*10000) / 10000
+		if v, ok := m["first_rtt_us"]; ok && !math.IsNaN(v) {
+			first[st] = v
+		}
+	}
+	doc["idle_cpu"] = share
+	doc["idle_first_rtt_us"] = first
+	if micro == nil {
+		micro = map[string]report.Micro{}
+	}
+	doc["micro"] = micro
+	doc["notes"] = h.notes
+	return doc
+}
+
+// markdown renders the document as the table printed at the end.
+func markdown(doc map[string]any) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# demixdp benchmarks\n\n%s; %v rounds, interleaved; generated %v in %vs. Figures are the median of the rounds with [min-max]; ratios are medians of per-round ratios.\n\n",
+		doc["machine"], doc["rounds"], doc["generated"], doc["elapsed_s"])
+	order := []string{"libos", "reflector", "asavie", "kernel", "kernel_offload", "gvisor",
+		"kernel_client/libos", "kernel_client/reflector", "kernel_client/asavie", "kernel_client/gvisor"}
+	for _, w := range workloads {
+		wd := doc[w.name].(*workloadDoc)
+		var metrics []string
+		for _, e := range wd.Stacks {
+			for m := range e.Figures {
+				if !slices.Contains(metrics, m) {
+					metrics = append(metrics, m)
+				}
+			}
+		}
+		sort.Strings(metrics)
+		fmt.Fprintf(&b, "## %s\n\n%s\n\n| stack |", w.name, w.desc)
+		for _, m := range metrics {
+			fmt.Fprintf(&b, " %s |", m)
+		}
+		b.WriteString("\n|---|")
+		for range metrics {
+			b.WriteString("---|")
+		}
+		b.WriteString("\n")
+		for _, st := range order {
+			e, ok := wd.Stacks[st]
+			if !ok {
+				continue
+			}
+			fmt.Fprintf(&b, "| %s |", st)
+			if !e.Available {
+				fmt.Fprintf(&b, " n/a: %s |", e.Reason)
+				for i := 1; i < len(metrics); i++ {
+					b.WriteString(" |")
+				}
+				b.WriteString("\n")
+				continue
+			}
+			for _, m := range metrics {
+				s, ok := e.Figures[m]
+				if !ok {
+					b.WriteString(" - |")
+					continue
+				}
+				fmt.Fprintf(&b, " %s [%s-%s] |", fmtNum(s.Median), fmtNum(s.Min), fmtNum(s.Max))
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("\n")
+		var keys []string
+		for k := range wd.Ratios {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			r := wd.Ratios[k]
+			v := "n/a"
+			if r.Value != nil {
+				v = fmt.Sprintf("%.3f", *r.Value)
+			}
+			line := fmt.Sprintf("- %s (%s): %s", k, r.Metric, v)
+			if r.Target != "" {
+				line += " — target " + r.Target
+				if r.Met != nil {
+					line += map[bool]string{true: " **met**", false: " **missed**"}[*r.Met]
+				}
+			}
+			if r.Reason != "" {
+				line += " (" + r.Reason + ")"
+			}
+			b.WriteString(line + "\n")
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("## idle_cpu\n\nShare of one core used by an idle UDP echo server over the idle window (utime+stime from /proc), and the RTT of the first request after it.\n\n| server | cpu share | first request RTT (us) |\n|---|---|---|\n")
+	share := doc["idle_cpu"].(map[string]float64)
+	first := doc["idle_first_rtt_us"].(map[string]float64)
+	var names []string
+	for k := range share {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		fmt.Fprintf(&b, "| %s | %.4f | %s |\n", k, share[k], fmtNum(first[k]))
+	}
+	micro := doc["micro"].(map[string]report.Micro)
+	if len(micro) > 0 {
+		b.WriteString("\n## micro\n\n| benchmark | ns/op | allocs/op | B/op |\n|---|---|---|---|\n")
+		names = names[:0]
+		for k := range micro {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			m := micro[k]
+			fmt.Fprintf(&b, "| %s | %s | %g | %g |\n", k, fmtNum(m.NsPerOp), m.AllocsPerOp, m.BytesPerOp)
+		}
+	}
+	if notes, _ := doc["notes"].([]string); len(notes) > 0 {
+		b.WriteString("\n## notes\n\n")
+		for _, n := range notes {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
+	}
+	b.WriteString("\nLatency CDF: latest-cdf.svg. Reproduce: `sudo make bench`.\n")
+	return b.String()
+}
+
+func fmtNum(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case math.Abs(v) >= 1000:
+		return fmt.Sprintf("%.0f", v)
+	case math.Abs(v) >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}

@@ -1,0 +1,554 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/demixdp/demixdp/bench/report"
+)
+
+// runOpts are the settings of `dxbench run`.
+type runOpts struct {
+	rounds            int
+	root, out, work   string
+	rttN              int
+	ppsTime, bulkTime time.Duration
+	connTime          time.Duration
+	idle              time.Duration
+	micro             bool
+	benchtime         string
+}
+
+// lab is one vethlab lab's variables.
+type lab map[string]string
+
+// harness owns the labs, the servers it started and the collected figures.
+type harness struct {
+	o       runOpts
+	labs    []string // names to take down
+	server  *exec.Cmd
+	bin     map[string]string
+	figures map[string]map[string]map[string][]float64 // workload -> stack -> metric -> rounds
+	samples map[string][]int64                         // udp_rtt pair stacks -> all RTT samples
+	notes   []string
+}
+
+func runMain(args []string) error {
+	var o runOpts
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds (each runs every stack once)")
+	fs.StringVar(&o.root, "root", "..", "the demixdp main module")
+	fs.StringVar(&o.out, "out", "results", "where latest.json, latest.md and latest-cdf.svg go")
+	fs.IntVar(&o.rttN, "n", 20000, "round trips per rtt measurement")
+	fs.DurationVar(&o.ppsTime, "pps-time", time.Second, "length of a udp_pps measurement")
+	fs.DurationVar(&o.bulkTime, "bulk-time", 8*time.Second, "tcp_bulk stops after this long even before 1 GiB")
+	fs.DurationVar(&o.connTime, "connect-time", time.Second, "length of a tcp_connect measurement")
+	fs.DurationVar(&o.idle, "idle", 5*time.Second, "idle_cpu window")
+	fs.BoolVar(&o.micro, "micro", true, "run the Go micro-benchmarks")
+	fs.StringVar(&o.benchtime, "benchtime", "200ms", "-benchtime of the micro-benchmarks")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("run needs root (network namespaces, eBPF, AF_XDP)")
+	}
+	work, err := os.MkdirTemp("", "dxbench.")
+	if err != nil {
+		return err
+	}
+	o.work = work
+	h := &harness{o: o, bin: map[string]string{}, figures: map[string]map[string]map[string][]float64{}, samples: map[string][]int64{}}
+	// Whatever happens, the labs and the server go away.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		s := <-sigs
+		fmt.Fprintf(os.Stderr, "dxbench: %v: cleaning up\n", s)
+		h.cleanup()
+		os.Exit(130)
+	}()
+	defer h.cleanup()
+	return h.run()
+}
+
+func (h *harness) cleanup() {
+	h.stopServer()
+	for _, name := range h.labs {
+		if out, err := exec.Command(h.bin["vethlab"], "down", "-name", name).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "dxbench: vethlab down %s: %v %s\n", name, err, out)
+		}
+	}
+	h.labs = nil
+	os.RemoveAll(h.o.work)
+}
+
+func (h *harness) logf(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
+}
+
+func (h *harness) build() error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	h.bin["dxbench"] = self
+	cmd := exec.Command("go", "build", "-o", h.o.work+"/", "./cmd/vethlab", "./cmd/xdp-reflect", "./cmd/xdp-client", "./cmd/udp-echo")
+	cmd.Dir = h.o.root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	for _, b := range []string{"vethlab", "xdp-reflect", "xdp-client", "udp-echo"} {
+		h.bin[b] = filepath.Join(h.o.work, b)
+	}
+	return nil
+}
+
+func (h *harness) labUp(name string, offloads bool) (lab, error) {
+	args := []string{"up", "-shared", "-name", name}
+	if offloads {
+		args = append(args, "-offloads")
+	}
+	h.labs = append(h.labs, name)
+	out, err := exec.Command(h.bin["vethlab"], args...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("vethlab up: %w", err)
+	}
+	l := lab{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			l[k] = v
+		}
+	}
+	l["A"] = strings.Split(l["ADDRA"], "/")[0]
+	l["B"] = strings.Split(l["ADDRB"], "/")[0]
+	return l, nil
+}
+
+// startServer runs argv in namespace ns and waits for "listening".
+func (h *harness) startServer(ns string, argv ...string) error {
+	h.stopServer()
+	log := filepath.Join(h.o.work, "server.log")
+	f, err := os.Create(log)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return err
+	}
+	f.Close()
+	h.server = cmd
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	for i := 0; i < 100; i++ {
+		b, _ := os.ReadFile(log)
+		if strings.Contains(string(b), "listening") {
+			return nil
+		}
+		select {
+		case <-exited:
+			h.server = nil
+			return fmt.Errorf("server %s exited: %s", argv[0], b)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("server %s never said listening", argv[0])
+}
+
+// stopServer interrupts the server it started (by its pid) and waits.
+func (h *harness) stopServer() {
+	if h.server == nil || h.server.Process == nil {
+		return
+	}
+	p := h.server.Process
+	p.Signal(syscall.SIGINT)
+	done := make(chan struct{})
+	go func() {
+		for i := 0; i < 40; i++ {
+			if p.Signal(syscall.Signal(0)) != nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		close(done)
+	}()
+	<-done
+	p.Kill()
+	h.server = nil
+	time.Sleep(100 * time.Millisecond) // the kernel frees the AF_XDP queue from deferred work
+}
+
+// client runs argv in ns and returns its last line's key=value pairs.
+func (h *harness) client(ns string, limit time.Duration, argv ...string) (map[string]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, argv...)...)
+	out, err := cmd.Output()
+	kv := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		for _, f := range strings.Fields(sc.Text()) {
+			if k, v, ok := strings.Cut(f, "="); ok {
+				kv[k] = v
+			}
+		}
+	}
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		return kv, fmt.Errorf("%s: %v %s", filepath.Base(argv[0]), err, strings.TrimSpace(stderr))
+	}
+	return kv, nil
+}
+
+func num(kv map[string]string, keys ...string) float64 {
+	for _, k := range keys {
+		if v, ok := kv[k]; ok {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				return f
+			}
+		}
+	}
+	return math.NaN()
+}
+
+// record appends one round's figure; a failed measurement records NaN so
+// the rounds stay aligned for the ratios.
+func (h *harness) record(workload, stack, metric string, v float64) {
+	if h.figures[workload] == nil {
+		h.figures[workload] = map[string]map[string][]float64{}
+	}
+	if h.figures[workload][stack] == nil {
+		h.figures[workload][stack] = map[string][]float64{}
+	}
+	h.figures[workload][stack][metric] = append(h.figures[workload][stack][metric], v)
+}
+
+func (h *harness) note(format string, a ...any) {
+	s := fmt.Sprintf(format, a...)
+	h.logf("NOTE %s", s)
+	h.notes = append(h.notes, s)
+}
+
+func readSamples(path string) []int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	s := make([]int64, len(b)/8)
+	for i := range s {
+		s[i] = int64(binary.LittleEndian.Uint64(b[8*i:]))
+	}
+	return s
+}
+
+// udpServer is one UDP server configuration and its clients.
+type udpServer struct {
+	name   string
+	server []string
+	pair   func(workload, samples string) []string // the same stack's client (nil: none)
+	remote string
+}
+
+func (h *harness) udpServers(l lab) []udpServer {
+	d, w := h.bin["dxbench"], h.o.work
+	A, B := l["A"], l["B"]
+	xdpClient := func(dst string) func(string, string) []string {
+		return func(workload, samples string) []string {
+			a := []string{h.bin["xdp-client"], "-iface", l["IFB"], "-src", B + ":9000", "-dst", dst, "-dstmac", l["MACA"],
+				"-n", strconv.Itoa(h.o.rttN), "-samples", samples}
+			if workload == "udp_pps" {
+				a = append(a, "-outstanding", "32", "-n", "100000000", "-duration", h.o.ppsTime.String())
+			}
+			return a
+		}
+	}
+	dx := func(stack, iface, addr string, remote string) func(string, string) []string {
+		return func(workload, samples string) []string {
+			a := []string{d, "client", "-stack", stack, "-workload", workload, "-remote", remote,
+				"-n", strconv.Itoa(h.o.rttN), "-samples", samples}
+			if iface != "" {
+				a = append(a, "-iface", iface, "-addr", addr, "-port", "9000")
+			}
+			if workload == "udp_pps" {
+				a = append(a, "-outstanding", "32", "-n", "100000000", "-duration", h.o.ppsTime.String())
+			}
+			if stack == "libos" && workload == "udp_pps" {
+				a = append(a, "-cpuprofile", filepath.Join(w, "libos-client-pps.pprof"))
+			}
+			return a
+		}
+	}
+	return []udpServer{
+		{"kernel", []string{d, "udp-echo", "-stack", "kernel", "-addr", l["ADDRA"]}, dx("kernel", "", "", A+":7777"), A + ":7777"},
+		{"libos", []string{h.bin["udp-echo"], "-iface", l["IFA"], "-addr", "198.51.100.21:7777", "-cpuprofile", filepath.Join(w, "libos-echo.pprof")},
+			dx("libos", l["IFB"], "198.51.100.22/24", "198.51.100.21:7777"), "198.51.100.21:7777"},
+		{"gvisor", []string{d, "udp-echo", "-stack", "gvisor", "-iface", l["IFA"], "-addr", "198.51.100.31/24"},
+			dx("gvisor", l["IFB"], "198.51.100.32/24", "198.51.100.31:7777"), "198.51.100.31:7777"},
+		{"reflector", []string{h.bin["xdp-reflect"], "-iface", l["IFA"], "-port", "7777", "-addr", A, "-busy"}, xdpClient(A + ":7777"), A + ":7777"},
+		{"asavie", []string{d, "udp-echo", "-stack", "asavie", "-iface", l["IFA"], "-addr", l["ADDRA"]}, xdpClient(A + ":7777"), A + ":7777"},
+	}
+}
+
+// udpRound measures every UDP server once: its own client (the pair) and a
+// kernel client, udp_rtt then udp_pps.
+func (h *harness) udpRound(l lab, round int) {
+	for _, s := range h.udpServers(l) {
+		h.logf("round %d udp %s", round, s.name)
+		if err := h.startServer(l["NSA"], s.server...); err != nil {
+			h.note("round %d: %s server: %v", round, s.name, err)
+			for _, wl := range []string{"udp_rtt", "udp_pps"} {
+				for _, st := range []string{s.name, "kernel_client/" + s.name} {
+					h.record(wl, st, "fail", 1)
+				}
+			}
+			continue
+		}
+		type cl struct {
+			stack string
+			argv  func(string, string) []string
+		}
+		clients := []cl{{s.name, s.pair}}
+		if s.name != "kernel" {
+			kc := func(workload, samples string) []string {
+				a := []string{h.bin["dxbench"], "client", "-stack", "kernel", "-workload", workload, "-remote", s.remote,
+					"-n", strconv.Itoa(h.o.rttN), "-samples", samples}
+				if workload == "udp_pps" {
+					a = append(a, "-outstanding", "32", "-n", "100000000", "-duration", h.o.ppsTime.String())
+				}
+				return a
+			}
+			clients = append(clients, cl{"kernel_client/" + s.name, kc})
+		}
+		for _, c := range clients {
+			for _, wl := range []string{"udp_rtt", "udp_pps"} {
+				sp := filepath.Join(h.o.work, "samples.bin")
+				os.Remove(sp)
+				kv, err := h.client(l["NSB"], 60*time.Second, c.argv(wl, sp)...)
+				if err != nil {
+					h.note("round %d: %s %s: %v", round, wl, c.stack, err)
+				}
+				if wl == "udp_rtt" {
+					h.record(wl, c.stack, "p50_us", num(kv, "p50_us", "rtt_p50_us"))
+					h.record(wl, c.stack, "p99_us", num(kv, "p99_us", "rtt_p99_us"))
+					h.record(wl, c.stack, "p999_us", num(kv, "p999_us", "rtt_p999_us"))
+					if !strings.Contains(c.stack, "/") && err == nil {
+						h.samples[c.stack] = append(h.samples[c.stack], readSamples(sp)...)
+					}
+				} else {
+					h.record(wl, c.stack, "pps", num(kv, "rate", "pps"))
+				}
+			}
+		}
+		h.stopServer()
+	}
+}
+
+// tcpRound measures the kernel pair (offloads off and on), the gVisor
+// pair and a kernel client against gVisor.
+func (h *harness) tcpRound(l, lo lab, round int) {
+	d := h.bin["dxbench"]
+	type cfg struct {
+		name   string
+		lab    lab
+		server []string
+		client []string // without -workload
+		loads  []string
+	}
+	all := []string{"tcp_rtt", "tcp_connect", "tcp_bulk"}
+	cfgs := []cfg{
+		{"kernel", l, []string{d, "tcp-server", "-stack", "kernel", "-addr", l["ADDRA"], "-port", "7001"},
+			[]string{d, "client", "-stack", "kernel", "-remote", l["A"] + ":7001"}, all},
+		{"kernel_offload", lo, []string{d, "tcp-server", "-stack", "kernel", "-addr", lo["ADDRA"], "-port", "7001"},
+			[]string{d, "client", "-stack", "kernel", "-remote", lo["A"] + ":7001"}, []string{"tcp_bulk"}},
+		{"gvisor", l, []string{d, "tcp-server", "-stack", "gvisor", "-iface", l["IFA"], "-addr", "198.51.100.31/24", "-port", "7001"},
+			[]string{d, "client", "-stack", "gvisor", "-iface", l["IFB"], "-addr", "198.51.100.32/24", "-port", "9000", "-remote", "198.51.100.31:7001"}, all},
+		{"kernel_client/gvisor", l, nil,
+			[]string{d, "client", "-stack", "kernel", "-remote", "198.51.100.31:7001"}, all},
+	}
+	for _, c := range cfgs {
+		h.logf("round %d tcp %s", round, c.name)
+		if c.server != nil {
+			if err := h.startServer(c.lab["NSA"], c.server...); err != nil {
+				h.note("round %d: tcp %s server: %v", round, c.name, err)
+				continue
+			}
+		}
+		for _, wl := range c.loads {
+			argv := append(append([]string{}, c.client...), "-workload", wl, "-n", strconv.Itoa(h.o.rttN/2))
+			switch wl {
+			case "tcp_bulk":
+				argv = append(argv, "-duration", h.o.bulkTime.String())
+			case "tcp_connect":
+				argv = append(argv, "-duration", h.o.connTime.String())
+			}
+			kv, err := h.client(c.lab["NSB"], 60*time.Second, argv...)
+			if err != nil {
+				h.note("round %d: %s %s: %v", round, wl, c.name, err)
+			}
+			switch wl {
+			case "tcp_rtt":
+				h.record(wl, c.name, "p50_us", num(kv, "p50_us"))
+				h.record(wl, c.name, "p99_us", num(kv, "p99_us"))
+			case "tcp_bulk":
+				h.record(wl, c.name, "gbps", num(kv, "rate"))
+			case "tcp_connect":
+				h.record(wl, c.name, "cps", num(kv, "rate"))
+			}
+		}
+		if c.name != "gvisor" { // kernel_client/gvisor reuses the gVisor server
+			h.stopServer()
+		}
+	}
+	h.stopServer()
+}
+
+// cpuTicks is utime+stime of pid in clock ticks.
+func cpuTicks(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return u + st, nil
+}
+
+const clockTicks = 100 // USER_HZ on Linux
+
+// idleRound measures each UDP server's CPU share while idle, then the RTT
+// of the first request after the idle period.
+func (h *harness) idleRound(l lab) map[string]map[string]float64 {
+	res := map[string]map[string]float64{}
+	for _, s := range h.udpServers(l) {
+		srv := s.server
+		if s.name == "reflector" { // its default: spin 50us, then sleep (not -busy)
+			srv = srv[:len(srv)-1]
+		}
+		if err := h.startServer(l["NSA"], srv...); err != nil {
+			h.note("idle_cpu %s: %v", s.name, err)
+			continue
+		}
+		// One exchange first (ARP, warm caches), then silence.
+		remote := s.remote
+		h.client(l["NSB"], 10*time.Second, h.bin["dxbench"], "client", "-remote", remote, "-n", "10", "-warmup", "0")
+		pid := h.server.Process.Pid
+		t0, err := cpuTicks(pid)
+		start := time.Now()
+		time.Sleep(h.o.idle)
+		t1, err2 := cpuTicks(pid)
+		el := time.Since(start).Seconds()
+		if err != nil || err2 != nil {
+			h.note("idle_cpu %s: %v %v", s.name, err, err2)
+		} else {
+			res[s.name] = map[string]float64{"cpu_share": (t1 - t0) / clockTicks / el}
+		}
+		kv, err := h.client(l["NSB"], 10*time.Second, h.bin["dxbench"], "client", "-remote", remote, "-n", "1", "-warmup", "0")
+		if err == nil && res[s.name] != nil {
+			res[s.name]["first_rtt_us"] = num(kv, "p50_us")
+		}
+		h.stopServer()
+	}
+	return res
+}
+
+func (h *harness) microBench() (map[string]report.Micro, error) {
+	cmd := exec.Command("go", "test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", h.o.benchtime, "-timeout", "5m",
+		"./libos", "./netstack/...", "./umem", "./xdp", "./bpf")
+	cmd.Dir = h.o.root
+	out, err := cmd.CombinedOutput()
+	os.WriteFile(filepath.Join(h.o.work, "micro.txt"), out, 0o644)
+	m := report.ParseGoBench(string(out))
+	if err != nil {
+		return m, fmt.Errorf("go test -bench: %v (%d results kept)", err, len(m))
+	}
+	return m, nil
+}
+
+func (h *harness) run() error {
+	t0 := time.Now()
+	h.logf("building")
+	if err := h.build(); err != nil {
+		return err
+	}
+	id := fmt.Sprintf("%04x", rand.IntN(1<<16))
+	l, err := h.labUp("dxbn"+id, false)
+	if err != nil {
+		return err
+	}
+	lo, err := h.labUp("dxbo"+id, true)
+	if err != nil {
+		return err
+	}
+	for r := 1; r <= h.o.rounds; r++ {
+		h.udpRound(l, r)
+		h.tcpRound(l, lo, r)
+	}
+	h.logf("idle_cpu")
+	idle := h.idleRound(l)
+	var micro map[string]report.Micro
+	if h.o.micro {
+		h.logf("micro-benchmarks")
+		if micro, err = h.microBench(); err != nil {
+			h.note("micro: %v", err)
+		}
+	}
+	// Keep the libOS profiles for whoever optimises it.
+	os.MkdirAll(h.o.out, 0o755)
+	for _, p := range []string{"libos-echo.pprof", "libos-client-pps.pprof"} {
+		if b, err := os.ReadFile(filepath.Join(h.o.work, p)); err == nil {
+			os.WriteFile(filepath.Join(h.o.out, p), b, 0o644)
+		}
+	}
+	doc := h.document(idle, micro, time.Since(t0))
+	js, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(h.o.out, "latest.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	md := markdown(doc)
+	if err := os.WriteFile(filepath.Join(h.o.out, "latest.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(h.o.out, "latest-cdf.svg"))
+	if err != nil {
+		return err
+	}
+	var series []report.Series
+	for _, st := range []string{"reflector", "libos", "asavie", "kernel", "gvisor"} {
+		series = append(series, report.Series{Label: st, Samples: h.samples[st]})
+	}
+	err = report.WriteCDF(f, "udp_rtt: 64-byte UDP, one outstanding, same stack both ends (veth, copy mode)", series)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	fmt.Print(md)
+	return nil
+}

@@ -3,7 +3,7 @@ GO        ?= go
 FUZZTIME  ?= 10s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test demo lint fuzz clean
+.PHONY: all build test demo lint fuzz clean bench
 
 all: build
 
@@ -20,6 +20,12 @@ test:
 
 demo:
 	bash scripts/demo.sh
+
+# The benchmark suite (bench/ is its own module: gVisor and asavie stay out
+# of demixdp's go.mod). Builds a throwaway lab, removes it on exit, writes
+# bench/results/latest.{json,md} and latest-cdf.svg. Needs root.
+bench:
+	cd bench && $(GO) build -o /tmp/dxbench.$$$$ ./cmd/dxbench && { /tmp/dxbench.$$$$ run -root .. -out results; rc=$$?; rm -f /tmp/dxbench.$$$$; exit $$rc; }
 
 lint:
 	$(GO) vet ./...

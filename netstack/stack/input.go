@@ -107,6 +107,8 @@ func (s *Stack) inputIPv4(b *nic.Buf, eth ethernet.Header) bool {
 	case ipv4.ProtoICMP:
 		s.inputICMP(b, ip)
 		return false
+	case ipv4.ProtoTCP:
+		return s.inputTCP(b, ip)
 	default:
 		s.ctr.IPUnknownProto++
 		return false

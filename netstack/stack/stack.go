@@ -21,6 +21,7 @@ import (
 
 	"github.com/demixdp/demixdp/netstack/ethernet"
 	"github.com/demixdp/demixdp/netstack/nic"
+	"github.com/demixdp/demixdp/netstack/tcp"
 )
 
 // Mode says whether the stack owns its IPv4 address or shares it with the
@@ -79,6 +80,9 @@ type Config struct {
 	// default ip_local_port_range (32768..60999), so a shared-address
 	// libOS and the kernel do not pick the same port.
 	EphemeralFirst, EphemeralLast uint16
+	// TCP tunes the TCP engine (zero: defaults; its ephemeral range
+	// defaults to the one above).
+	TCP tcp.Config
 }
 
 // Errors returned by New.
@@ -103,6 +107,7 @@ type Stack struct {
 
 	neigh neighTable
 	udp   udpTable
+	tcp   *tcp.Proto
 
 	ctr Counters
 }
@@ -158,6 +163,7 @@ func New(l nic.Link, c nic.Clock, n Notifier, cfg Config) (*Stack, error) {
 	}
 	s.neigh.init(s, a)
 	s.udp.init(s)
+	s.initTCP(cfg.TCP)
 	return s, nil
 }
 
@@ -192,11 +198,18 @@ func (s *Stack) Counters() Counters { return s.ctr }
 // have passed NextDeadline.
 func (s *Stack) Tick() {
 	s.neigh.tick(s.clock.Now())
+	s.tcp.Tick()
 }
 
 // NextDeadline returns the clock time of the earliest pending timer, or 0
 // if there is none.
-func (s *Stack) NextDeadline() int64 { return s.neigh.nextDeadline() }
+func (s *Stack) NextDeadline() int64 {
+	d, t := s.neigh.nextDeadline(), s.tcp.NextDeadline()
+	if d == 0 || (t != 0 && t < d) {
+		return t
+	}
+	return d
+}
 
 // Close drops every datagram still waiting for neighbour resolution,
 // releasing its frame. Endpoints are closed by their owners.

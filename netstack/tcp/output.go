@@ -1,0 +1,462 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/demixdp/demixdp/netstack/nic"
+	"golang.org/x/sys/unix"
+)
+
+// txRetry is how soon a send that found the link busy is retried.
+const txRetry = int64(100 * time.Microsecond)
+
+// rcvWnd is RCV.WND: what is left of the window we advertised.
+func (e *Endpoint) rcvWnd() uint32 {
+	if e.rcvAdv.GreaterThan(e.rcvNxt) {
+		return e.rcvNxt.Size(e.rcvAdv)
+	}
+	return 0
+}
+
+// free is the receive buffer space not held by queued data.
+func (e *Endpoint) free() uint32 {
+	return uint32(max(e.p.cfg.RcvBuf-e.rqBytes-e.oooBytes, 0))
+}
+
+// newEdge is the right window edge we could advertise now, with receiver
+// silly-window avoidance (RFC 9293 §3.8.6.2.2): the edge moves only by at
+// least min(RcvBuf/2, MSS), and never backwards.
+func (e *Endpoint) newEdge() Seq {
+	cur := MaxSeq(e.rcvAdv, e.rcvNxt)
+	edge := e.rcvNxt.Add(e.free())
+	if edge.GreaterThan(cur) && cur.Size(edge) >= min(uint32(e.p.cfg.RcvBuf/2), e.rcvMSS) {
+		return edge
+	}
+	return cur
+}
+
+// windowField computes the window to send and records the edge advertised.
+func (e *Endpoint) windowField() uint16 {
+	w := min(e.rcvNxt.Size(e.newEdge())>>e.rcvWScale, 0xffff)
+	e.rcvAdv = MaxSeq(e.rcvAdv, e.rcvNxt.Add(w<<e.rcvWScale))
+	return uint16(w)
+}
+
+// windowUpdate sends an ACK after the application freed receive space, if
+// the window grows enough to matter.
+func (e *Endpoint) windowUpdate() {
+	switch e.state {
+	case StateEstablished, StateFinWait1, StateFinWait2:
+	default:
+		return
+	}
+	cur := MaxSeq(e.rcvAdv, e.rcvNxt)
+	edge := e.newEdge()
+	if edge.GreaterThan(cur) && (cur.Size(edge) >= min(uint32(e.p.cfg.RcvBuf/2), 2*e.rcvMSS) || e.rcvWnd() < e.rcvMSS) {
+		e.sendAck()
+	}
+}
+
+// writeHeader prepends the TCP header with its options to the payload in
+// b (possibly empty) and fills in the checksum.
+func (e *Endpoint) writeHeader(b *nic.Buf, seq Seq, flags Flags) bool {
+	var o Options
+	now := e.p.now()
+	syn := flags.Has(FlagSYN)
+	var win uint16
+	if syn {
+		active := !flags.Has(FlagACK)
+		o.HasMSS, o.MSS = true, uint16(min(e.rcvMSS, 0xffff))
+		if active || e.wsOK {
+			o.HasWScale, o.WScale = true, e.rcvWScale
+		}
+		o.SACKPermitted = active || e.sackOK
+		if active || e.tsOK {
+			o.HasTS, o.TSVal = true, tsClock(now)
+			if !active {
+				o.TSEcr = e.tsRecent
+			}
+		}
+		w := min(e.free(), 0xffff)
+		win = uint16(w)
+		if !active {
+			e.rcvAdv = MaxSeq(e.rcvAdv, e.rcvNxt.Add(w))
+		}
+	} else {
+		if e.tsOK {
+			o.HasTS, o.TSVal, o.TSEcr = true, tsClock(now), e.tsRecent
+		}
+		if e.sackOK && e.reasm.Len() > 0 {
+			// As many blocks as fit beside the payload within the MTU.
+			room := e.p.net.MTU() - 40 - b.Len
+			if e.tsOK {
+				room -= 12
+			}
+			if n := min((room-4)/8, MaxSACKBlocks); n > 0 {
+				o.NumSACK = e.reasm.SACKBlocks(o.SACK[:n])
+			}
+		}
+		win = e.windowField()
+	}
+	n := EncodeOptions(e.scratch[:], &o, syn)
+	hb, ok := b.Prepend(HeaderLen + n)
+	if !ok {
+		return false
+	}
+	h := Header(hb[: HeaderLen+n : HeaderLen+n])
+	var ack Seq
+	if flags.Has(FlagACK) {
+		ack = e.rcvNxt
+	}
+	h.Encode(&Fields{SrcPort: e.t.LocalPort, DstPort: e.t.RemotePort, Seq: seq, Ack: ack,
+		DataOffset: uint8(HeaderLen + n), Flags: flags, Window: win})
+	copy(h[HeaderLen:], e.scratch[:n])
+	full := Header(b.Bytes())
+	full.SetChecksum(full.ComputeChecksum(e.t.LocalAddr, e.t.RemoteAddr))
+	if flags.Has(FlagACK) {
+		e.ackNow, e.delackAt, e.unacked = false, 0, 0
+		e.lastAckTx = e.rcvNxt
+	}
+	return true
+}
+
+// sendCtl sends a segment without payload in a fresh frame.
+func (e *Endpoint) sendCtl(seq Seq, flags Flags) error {
+	p := e.p
+	b, err := p.link.Alloc()
+	if err != nil {
+		p.ctr.NoBufs++
+		return unix.ENOBUFS
+	}
+	defer p.link.Release(b.Frame)
+	if b.Off < Headroom || !e.writeHeader(&b, seq, flags) {
+		p.ctr.NoBufs++
+		return unix.ENOBUFS
+	}
+	if err := p.net.Output(&b, e.t.RemoteAddr); err != nil {
+		return err
+	}
+	p.ctr.SegsOut++
+	e.ctr.SegsSent++
+	e.lastSnd = p.now()
+	return nil
+}
+
+// sendSyn sends our SYN (or SYN-ACK).
+func (e *Endpoint) sendSyn(synack bool) error {
+	f := FlagSYN
+	if synack {
+		f |= FlagACK
+	}
+	return e.sendCtl(e.iss, f)
+}
+
+// sendAck sends a pure ACK now.
+func (e *Endpoint) sendAck() {
+	if !e.inTable || e.state < StateSynRcvd {
+		return
+	}
+	// SND.MAX, not SND.NXT: after an RTO rewinds SND.NXT the peer has
+	// seen more, and would find an ACK at SND.NXT out of its window.
+	_ = e.sendCtl(e.sndMax, FlagACK)
+}
+
+// sendProbe sends a zero-window or keepalive probe: an ACK one octet
+// below SND.UNA, which the peer must answer with an ACK.
+func (e *Endpoint) sendProbe() { _ = e.sendCtl(e.sndUna.Add(^uint32(0)), FlagACK) }
+
+// sendFin sends the FIN (seq finSeq).
+func (e *Endpoint) sendFin(rexmit bool) error {
+	err := e.sendCtl(e.finSeq, FlagFIN|FlagACK)
+	if err == nil && rexmit {
+		e.p.ctr.Retransmits++
+		e.ctr.Retransmits++
+	}
+	return err
+}
+
+// xmit sends send-queue segment i (headers rewritten in its headroom).
+func (e *Endpoint) xmit(i int, rexmit bool) error {
+	p := e.p
+	s := e.sqAt(i)
+	b := s.b
+	if !e.writeHeader(&b, s.seq, FlagACK|FlagPSH) {
+		return unix.EINVAL
+	}
+	if err := p.net.Output(&b, e.t.RemoteAddr); err != nil {
+		if err == unix.EAGAIN || err == unix.ENOBUFS {
+			e.txStuck = true
+		}
+		return err
+	}
+	p.ctr.SegsOut++
+	e.ctr.SegsSent++
+	now := p.now()
+	e.lastSnd = now
+	if rexmit {
+		s.rexmit = true
+		p.ctr.Retransmits++
+		e.ctr.Retransmits++
+		e.rttOn = false // Karn
+	} else {
+		e.ctr.BytesSent += uint64(s.b.Len)
+		if !e.rttOn && !e.tsOK {
+			e.rttOn, e.rttSeq, e.rttT = true, s.end(), now
+		}
+	}
+	return nil
+}
+
+// segIndex returns the index of the send-queue segment holding seq, or -1.
+func (e *Endpoint) segIndex(seq Seq) int {
+	lo, hi := 0, e.sqN
+	for lo < hi {
+		m := (lo + hi) / 2
+		if e.sqAt(m).end().LessEq(seq) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < e.sqN && e.sqAt(lo).seq.LessEq(seq) {
+		return lo
+	}
+	return -1
+}
+
+// canSend reports whether the state lets data and FIN go out.
+func (e *Endpoint) canSend() bool {
+	switch e.state {
+	case StateEstablished, StateCloseWait, StateFinWait1, StateClosing, StateLastAck:
+		return true
+	}
+	return false
+}
+
+// output sends what the windows, Nagle and loss recovery allow: new data,
+// retransmissions (RFC 6675 NextSeg in recovery) and the FIN; then arms
+// the retransmission or persist timer.
+//
+//demixdp:hotpath — allocates nothing.
+func (e *Endpoint) output() {
+	if !e.canSend() {
+		return
+	}
+	now := e.p.now()
+	e.txStuck = false
+	mss := e.sndMSS
+	for iter := 0; iter < 4096; iter++ {
+		idx := e.segIndex(e.sndNxt)
+		avail := uint32(0)
+		var s *txSeg
+		if idx >= 0 {
+			s = e.sqAt(idx)
+			if s.end().LessEq(e.sndUna.Add(e.sndWnd)) {
+				avail = uint32(s.b.Len)
+			}
+		}
+		if e.sb.InRecovery() {
+			pipe := e.sb.Pipe()
+			if !e.sackOK {
+				pipe -= min(pipe, uint32(e.dupAcks)*mss)
+			}
+			cw := e.cc.CWND()
+			if pipe >= cw || cw-pipe < mss {
+				break
+			}
+			ns := e.sb.NextSeg(avail)
+			if ns.Kind == SegNone {
+				break
+			}
+			if ns.Kind != SegNew {
+				j := e.segIndex(ns.Seq)
+				if j < 0 {
+					if e.finQ && ns.Seq == e.finSeq {
+						if e.sendFin(true) != nil {
+							break
+						}
+						e.sb.Sent(NextSegment{Seq: e.finSeq, Len: 1, Kind: ns.Kind})
+						continue
+					}
+					break
+				}
+				r := e.sqAt(j)
+				if e.xmit(j, true) != nil {
+					break
+				}
+				e.sb.Sent(NextSegment{Seq: r.seq, Len: uint32(r.b.Len), Kind: ns.Kind})
+				continue
+			}
+		} else {
+			if avail == 0 {
+				break
+			}
+			flight := e.sndUna.Size(e.sndNxt)
+			if flight > 0 && flight+avail > e.cc.CWND() {
+				break
+			}
+			if avail < mss && !e.noDelay && flight > 0 && s.end().GreaterThan(e.sndMax) {
+				break // Nagle (RFC 9293 §3.7.4)
+			}
+		}
+		rexmit := s.end().LessEq(e.sndMax)
+		if e.xmit(idx, rexmit) != nil {
+			break
+		}
+		e.sb.Sent(NextSegment{Seq: s.seq, Len: uint32(s.b.Len), Kind: SegNew})
+		e.sndNxt = MaxSeq(e.sndNxt, s.end())
+		e.sndMax = MaxSeq(e.sndMax, e.sndNxt)
+	}
+	if e.finQ && e.sndNxt == e.finSeq && e.segIndex(e.sndNxt) < 0 {
+		rexmit := e.sndMax.GreaterThan(e.finSeq)
+		if e.sendFin(rexmit) == nil {
+			e.sb.Sent(NextSegment{Seq: e.finSeq, Len: 1, Kind: SegNew})
+			e.sndNxt = e.finSeq.Add(1)
+			e.sndMax = MaxSeq(e.sndMax, e.sndNxt)
+		} else {
+			e.txStuck = true
+		}
+	}
+	switch {
+	case e.sndMax != e.sndUna:
+		if e.rtoAt == 0 || e.persist {
+			e.rtoAt, e.persist = now+int64(e.rto.Current()), false
+		}
+	case e.sqN > 0 && e.rtoAt == 0:
+		// Data waits for the peer's window: probe it (persist timer).
+		e.rtoAt, e.persist = now+int64(e.rto.Current()), true
+	}
+	e.schedule()
+}
+
+// schedule puts the endpoint in the timer heap at its earliest timer. A
+// later deadline than the one in the heap is left for the heap entry to
+// find (it re-schedules when it fires early), so per-segment timer moves
+// cost nothing.
+func (e *Endpoint) schedule() {
+	d := int64(0)
+	for _, t := range [...]int64{e.rtoAt, e.delackAt, e.stateAt, e.keepAt} {
+		if t != 0 && (d == 0 || t < d) {
+			d = t
+		}
+	}
+	if e.txStuck {
+		if r := e.p.now() + txRetry; d == 0 || r < d {
+			d = r
+		}
+	}
+	if d == 0 || !e.inTable {
+		return
+	}
+	if e.heapIdx < 0 || d < e.deadline {
+		e.p.timers.set(e, d)
+	}
+}
+
+// onTimer runs the endpoint's due timers.
+func (e *Endpoint) onTimer(now int64) {
+	p := e.p
+	if e.stateAt != 0 && now >= e.stateAt {
+		e.stateAt = 0
+		switch e.state {
+		case StateTimeWait, StateFinWait2:
+			e.destroy()
+			return
+		}
+	}
+	if e.delackAt != 0 && now >= e.delackAt {
+		e.delackAt = 0
+		if e.unacked > 0 || e.ackNow {
+			e.sendAck()
+		}
+	}
+	if e.txStuck {
+		e.output()
+	}
+	if e.rtoAt != 0 && now >= e.rtoAt {
+		e.rtoAt = 0
+		if e.persist {
+			e.persist = false
+			if e.sqN > 0 && e.sndUna == e.sndMax {
+				e.sendProbe()
+				e.rto.Backoff()
+				e.rtoAt, e.persist = now+int64(e.rto.Current()), true
+			}
+		} else {
+			e.onRTO(now)
+			if e.state == StateClosed {
+				return
+			}
+		}
+	}
+	if e.keepAt != 0 && now >= e.keepAt {
+		e.keepAt = 0
+		if e.keepAlive && e.state.synchronized() && e.state != StateTimeWait {
+			idle := int64(p.cfg.KeepIdle)
+			switch {
+			case e.probes == 0 && now-e.lastRcv < idle:
+				e.keepAt = e.lastRcv + idle
+			case e.probes >= p.cfg.KeepCount:
+				p.ctr.ConnsTimedOut++
+				e.fail(unix.ETIMEDOUT)
+				return
+			default:
+				e.sendProbe()
+				e.probes++
+				e.keepAt = now + int64(p.cfg.KeepInterval)
+			}
+		}
+	}
+}
+
+// onRTO handles the retransmission timer (RFC 6298 §5, RFC 5681 §3.1).
+func (e *Endpoint) onRTO(now int64) {
+	p := e.p
+	e.retries++
+	switch e.state {
+	case StateSynSent:
+		if e.retries > p.cfg.SynRetries {
+			p.ctr.ConnsTimedOut++
+			e.fail(unix.ECONNREFUSED)
+			return
+		}
+		e.rto.Backoff()
+		_ = e.sendSyn(false)
+		e.rtoAt = now + int64(e.rto.Current())
+		return
+	case StateSynRcvd:
+		if e.retries > p.cfg.SynAckRetries {
+			if e.parent != nil {
+				e.destroy()
+			} else {
+				p.ctr.ConnsTimedOut++
+				e.fail(unix.ETIMEDOUT)
+			}
+			return
+		}
+		e.rto.Backoff()
+		_ = e.sendSyn(true)
+		e.rtoAt = now + int64(e.rto.Current())
+		return
+	}
+	if e.sndUna == e.sndMax {
+		e.retries--
+		return
+	}
+	if e.retries > p.cfg.Retries {
+		p.ctr.ConnsTimedOut++
+		e.fail(unix.ETIMEDOUT)
+		return
+	}
+	p.ctr.RTOs++
+	e.ctr.RTOs++
+
+	e.cc.OnRTO(e.sndUna.Size(e.sndMax), time.Duration(now))
+	e.rto.Backoff()
+	e.sb.Reset(e.sndUna)
+	e.dupAcks = 0
+	e.rttOn = false
+	e.sndNxt = e.sndUna // go back: resend from SND.UNA in slow start
+	e.rtoAt = now + int64(e.rto.Current())
+	e.output()
+}

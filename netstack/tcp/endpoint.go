@@ -675,6 +675,8 @@ func (e *Endpoint) releaseRQ() {
 // table. The application may still hold the pointer: it sees CLOSED.
 func (e *Endpoint) destroy() {
 	p := e.p
+	st := e.state
+	e.state = StateClosed // first: releasing the queues must not send a window update
 	for _, c := range e.acceptQ {
 		c.parent = nil
 		c.orphan = true
@@ -699,7 +701,7 @@ func (e *Endpoint) destroy() {
 		delete(p.conns, e.t)
 	}
 	e.inTable = false
-	if e.state == StateListen && p.listeners[e.t.LocalPort] == e {
+	if st == StateListen && p.listeners[e.t.LocalPort] == e {
 		delete(p.listeners, e.t.LocalPort)
 	}
 	if e.bound && e.orphan && p.ports[e.t.LocalPort] == e {
@@ -707,13 +709,12 @@ func (e *Endpoint) destroy() {
 		e.bound = false
 	}
 	if e.parent != nil {
-		if e.state == StateSynRcvd {
+		if st == StateSynRcvd {
 			e.parent.synRcvd--
 		}
 		e.parent = nil
 	}
 	p.timers.remove(e)
-	e.state = StateClosed
 }
 
 // fail ends the connection with err, reporting it unless orphaned.

@@ -1,0 +1,839 @@
+package tcp_test
+
+// Packet-level tests in the style of packetdrill: a stack on an in-memory
+// link, segments injected from a scripted peer, and the segments the stack
+// sends back checked one rule at a time.
+
+import (
+	"errors"
+	"io"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/demixdp/demixdp/internal/memlink"
+	"github.com/demixdp/demixdp/netstack/arp"
+	"github.com/demixdp/demixdp/netstack/ethernet"
+	"github.com/demixdp/demixdp/netstack/ipv4"
+	"github.com/demixdp/demixdp/netstack/nic"
+	"github.com/demixdp/demixdp/netstack/tcp"
+	"golang.org/x/sys/unix"
+)
+
+var (
+	ourIP   = [4]byte{198, 51, 100, 1}
+	peerIP  = [4]byte{198, 51, 100, 2}
+	ourMAC  = ethernet.Addr{0x02, 0, 0, 0, 0, 1}
+	peerMAC = ethernet.Addr{0x02, 0, 0, 0, 0, 2}
+)
+
+const (
+	ourPort  = 80
+	peerPort = 40000
+	peerISN  = tcp.Seq(1000)
+)
+
+type fx struct {
+	t     *testing.T
+	link  *memlink.Link
+	clock *nic.VirtualClock
+	h     *host
+}
+
+func newFx(t *testing.T, cfg tcp.Config) *fx {
+	t.Helper()
+	f := &fx{t: t, link: memlink.New(256, 2048, 256), clock: &nic.VirtualClock{T: int64(time.Hour)}}
+	f.h = newHost(t, f.link, f.clock, netip.MustParsePrefix("198.51.100.1/24"), cfg)
+	// The peer asks for us: the stack learns its MAC.
+	body := make([]byte, arp.HeaderLen)
+	arp.Header(body).Encode(arp.OpRequest, peerMAC, peerIP, ethernet.Addr{}, ourIP)
+	f.inputFrame(ethernet.TypeARP, body)
+	f.link.Complete()
+	t.Cleanup(func() {
+		if err := f.link.Check(); err != nil {
+			t.Error(err)
+		}
+	})
+	return f
+}
+
+func (f *fx) inputFrame(typ uint16, payload []byte) {
+	b := make([]byte, ethernet.HeaderLen+len(payload))
+	ethernet.Header(b).Encode(ourMAC, peerMAC, typ)
+	copy(b[ethernet.HeaderLen:], payload)
+	f.h.s.Input(f.link.Inject(b))
+}
+
+// seg is a segment the scripted peer sends.
+type seg struct {
+	flags    tcp.Flags
+	seq, ack tcp.Seq
+	win      uint16
+	data     []byte
+	opts     *tcp.Options
+	zeroWin  bool   // send window 0 (win 0 means 65535)
+	sport    uint16 // 0: peerPort
+	dport    uint16 // 0: ourPort
+}
+
+func (f *fx) inject(s seg) {
+	if s.sport == 0 {
+		s.sport = peerPort
+	}
+	if s.dport == 0 {
+		s.dport = ourPort
+	}
+	if s.win == 0 && !s.zeroWin && !s.flags.Has(tcp.FlagRST) {
+		s.win = 65535
+	}
+	var ob [tcp.MaxOptionsLen]byte
+	n := 0
+	if s.opts != nil {
+		n = tcp.EncodeOptions(ob[:], s.opts, s.flags.Has(tcp.FlagSYN))
+	}
+	l4 := make([]byte, tcp.HeaderLen+n+len(s.data))
+	h := tcp.Header(l4)
+	h.Encode(&tcp.Fields{SrcPort: s.sport, DstPort: s.dport, Seq: s.seq, Ack: s.ack, DataOffset: uint8(tcp.HeaderLen + n), Flags: s.flags, Window: s.win})
+	copy(l4[tcp.HeaderLen:], ob[:n])
+	copy(l4[tcp.HeaderLen+n:], s.data)
+	h.SetChecksum(h.ComputeChecksum(peerIP, ourIP))
+	ip := make([]byte, ipv4.MinHeaderLen+len(l4))
+	ipv4.Header(ip).Encode(ipv4.Fields{TotalLength: uint16(len(ip)), ID: 1, TTL: 64, Protocol: ipv4.ProtoTCP, Src: peerIP, Dst: ourIP})
+	copy(ip[ipv4.MinHeaderLen:], l4)
+	f.inputFrame(ethernet.TypeIPv4, ip)
+}
+
+// out is a segment the stack sent.
+type out struct {
+	tcp.Header
+	o       tcp.Options
+	payload []byte
+}
+
+// sent completes the link's transmissions and returns the TCP segments.
+func (f *fx) sent() []out {
+	var r []out
+	for _, s := range f.link.Complete() {
+		eth, err := ethernet.Parse(s.Bytes)
+		if err != nil || eth.Type() != ethernet.TypeIPv4 {
+			continue
+		}
+		ip, err := ipv4.Parse(eth.Payload())
+		if err != nil || ip.Protocol() != ipv4.ProtoTCP {
+			f.t.Fatalf("bad IPv4 packet sent: %v", err)
+		}
+		h, err := tcp.Parse(ip.Payload())
+		if err != nil || !h.VerifyChecksum(ip.Src(), ip.Dst()) {
+			f.t.Fatalf("bad TCP segment sent: %v", err)
+		}
+		o := out{Header: h, payload: h.Payload()}
+		if err := tcp.ParseOptions(h.Options(), &o.o); err != nil {
+			f.t.Fatal(err)
+		}
+		r = append(r, o)
+	}
+	return r
+}
+
+// one expects exactly one segment with flags.
+func (f *fx) one(flags tcp.Flags) out {
+	f.t.Helper()
+	s := f.sent()
+	if len(s) != 1 || s[0].Flags() != flags {
+		f.t.Fatalf("sent %s, want one %v", describe(s), flags)
+	}
+	return s[0]
+}
+
+func (f *fx) none() {
+	f.t.Helper()
+	if s := f.sent(); len(s) != 0 {
+		f.t.Fatalf("sent %s, want nothing", describe(s))
+	}
+}
+
+func describe(s []out) string {
+	r := "["
+	for i, x := range s {
+		if i > 0 {
+			r += " "
+		}
+		r += x.Flags().String()
+	}
+	return r + "]"
+}
+
+func (f *fx) advance(d time.Duration) {
+	f.clock.Advance(int64(d))
+	f.h.s.Tick()
+}
+
+// listen binds a listener on ourPort.
+func (f *fx) listen(backlog int) *tcp.Endpoint {
+	l := f.h.s.NewTCP(100)
+	if err := l.Bind(netip.AddrPortFrom(netip.AddrFrom4(ourIP), ourPort)); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := l.Listen(backlog); err != nil {
+		f.t.Fatal(err)
+	}
+	return l
+}
+
+// established runs a passive open with the given peer SYN options and
+// returns the accepted endpoint and our ISS.
+func (f *fx) established(opts *tcp.Options) (*tcp.Endpoint, tcp.Seq) {
+	f.t.Helper()
+	l := f.listen(8)
+	f.inject(seg{flags: tcp.FlagSYN, seq: peerISN, opts: opts})
+	sa := f.one(tcp.FlagSYN | tcp.FlagACK)
+	iss := sa.Seq()
+	var ao *tcp.Options
+	if opts != nil && opts.HasTS {
+		ao = &tcp.Options{HasTS: true, TSVal: 2, TSEcr: sa.o.TSVal}
+	}
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: iss + 1, opts: ao})
+	f.none()
+	e, err := l.Accept(7)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if e.State() != tcp.StateEstablished {
+		f.t.Fatalf("state %v", e.State())
+	}
+	return e, iss
+}
+
+// push sends one buffer holding data.
+func (f *fx) push(e *tcp.Endpoint, data []byte, tag uint64) {
+	f.t.Helper()
+	b, err := f.link.Alloc()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	b.Len = copy(b.Data[b.Off:], data)
+	if err := e.Send([]nic.Buf{b}, tag); err != nil {
+		f.t.Fatal(err)
+	}
+	f.link.Release(b.Frame)
+}
+
+func payload(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
+}
+
+func TestSYNToClosedPortGetsRST(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	f.inject(seg{flags: tcp.FlagSYN, seq: peerISN})
+	r := f.one(tcp.FlagRST | tcp.FlagACK)
+	if r.Seq() != 0 || r.Ack() != peerISN+1 {
+		t.Fatalf("RST seq %d ack %d", r.Seq(), r.Ack())
+	}
+}
+
+func TestACKToClosedPortGetsRSTAtItsAck(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN, ack: 5555})
+	if r := f.one(tcp.FlagRST); r.Seq() != 5555 {
+		t.Fatalf("RST seq %d", r.Seq())
+	}
+}
+
+func TestRSTToClosedPortIsNotAnswered(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	f.inject(seg{flags: tcp.FlagRST, seq: peerISN})
+	f.none()
+}
+
+func TestSYNACKCarriesNegotiatedOptions(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	f.listen(4)
+	f.inject(seg{flags: tcp.FlagSYN, seq: peerISN, opts: &tcp.Options{HasMSS: true, MSS: 1400, HasWScale: true, WScale: 7, SACKPermitted: true, HasTS: true, TSVal: 77}})
+	sa := f.one(tcp.FlagSYN | tcp.FlagACK)
+	o := sa.o
+	if sa.Ack() != peerISN+1 || !o.HasMSS || o.MSS != 1460 || !o.HasWScale || o.WScale != 5 || !o.SACKPermitted || !o.HasTS || o.TSEcr != 77 {
+		t.Fatalf("SYN-ACK ack %d options %+v", sa.Ack(), o)
+	}
+	// Without options offered, none come back but MSS.
+	f.inject(seg{flags: tcp.FlagSYN, seq: peerISN, sport: peerPort + 1})
+	sa = f.one(tcp.FlagSYN | tcp.FlagACK)
+	if o := sa.o; !o.HasMSS || o.HasWScale || o.SACKPermitted || o.HasTS {
+		t.Fatalf("options %+v", o)
+	}
+}
+
+func TestHandshakeAndDataInOrderAreDelivered(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, iss := f.established(nil)
+	f.inject(seg{flags: tcp.FlagACK | tcp.FlagPSH, seq: peerISN + 1, ack: iss + 1, data: []byte("hello")})
+	b, err := e.Recv()
+	if err != nil || string(b.Bytes()) != "hello" {
+		t.Fatalf("Recv %q %v", b.Bytes(), err)
+	}
+	f.link.Release(b.Frame)
+	if _, err := e.Recv(); err != unix.EAGAIN {
+		t.Fatalf("empty Recv: %v", err)
+	}
+}
+
+func TestDelayedACKAfter40ms(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	_, iss := f.established(nil)
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: iss + 1, data: []byte("x")})
+	f.none()
+	f.advance(39 * time.Millisecond)
+	f.none()
+	f.advance(time.Millisecond)
+	if a := f.one(tcp.FlagACK); a.Ack() != peerISN+2 {
+		t.Fatalf("ack %d", a.Ack())
+	}
+}
+
+func TestSecondFullSegmentIsACKedAtOnce(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, iss := f.established(nil)
+	mss := e.SndMSS()
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: iss + 1, data: payload(mss)})
+	f.none()
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1 + tcp.Seq(mss), ack: iss + 1, data: payload(mss)})
+	if a := f.one(tcp.FlagACK); a.Ack() != peerISN+1+tcp.Seq(2*mss) {
+		t.Fatalf("ack %d", a.Ack())
+	}
+}
+
+func TestOutOfWindowSegmentGetsACKAndIsDropped(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, iss := f.established(nil)
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1 + 1<<30, ack: iss + 1, data: []byte("evil")})
+	if a := f.one(tcp.FlagACK); a.Ack() != peerISN+1 || a.Seq() != iss+1 {
+		t.Fatalf("ack %d seq %d", a.Ack(), a.Seq())
+	}
+	if _, err := e.Recv(); err != unix.EAGAIN {
+		t.Fatalf("Recv after bogus data: %v", err)
+	}
+	if c := f.h.s.TCP().Counters(); c.OutOfWindow != 1 {
+		t.Fatalf("OutOfWindow %d", c.OutOfWindow)
+	}
+}
+
+func TestRSTWithExactSeqResets(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, _ := f.established(nil)
+	f.inject(seg{flags: tcp.FlagRST, seq: peerISN + 1})
+	f.none()
+	if e.State() != tcp.StateClosed || !errors.Is(e.Err(), unix.ECONNRESET) {
+		t.Fatalf("state %v err %v", e.State(), e.Err())
+	}
+	if _, err := e.Recv(); err != unix.ECONNRESET {
+		t.Fatalf("Recv: %v", err)
+	}
+	if !f.h.has(7, tcp.EventError) {
+		t.Fatalf("events %v", f.h.events)
+	}
+	e.Close()
+}
+
+func TestInWindowRSTGetsChallengeACK(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, iss := f.established(nil)
+	f.inject(seg{flags: tcp.FlagRST, seq: peerISN + 100})
+	if a := f.one(tcp.FlagACK); a.Ack() != peerISN+1 || a.Seq() != iss+1 {
+		t.Fatalf("challenge ack %d seq %d", a.Ack(), a.Seq())
+	}
+	if e.State() != tcp.StateEstablished {
+		t.Fatalf("state %v", e.State())
+	}
+	// An RST outside the window is dropped silently.
+	f.inject(seg{flags: tcp.FlagRST, seq: peerISN + 1<<30})
+	f.none()
+}
+
+func TestSYNOnEstablishedGetsChallengeACK(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, _ := f.established(nil)
+	f.inject(seg{flags: tcp.FlagSYN, seq: peerISN + 5})
+	f.one(tcp.FlagACK)
+	if e.State() != tcp.StateEstablished {
+		t.Fatalf("state %v", e.State())
+	}
+}
+
+func TestChallengeACKsAreRateLimited(t *testing.T) {
+	f := newFx(t, tcp.Config{ChallengeACKs: 2})
+	f.established(nil)
+	for i := 0; i < 5; i++ {
+		f.inject(seg{flags: tcp.FlagRST, seq: peerISN + 100})
+	}
+	if s := f.sent(); len(s) != 2 {
+		t.Fatalf("sent %d challenge ACKs, want 2", len(s))
+	}
+	if c := f.h.s.TCP().Counters(); c.ChallengeLimited != 3 {
+		t.Fatalf("limited %d", c.ChallengeLimited)
+	}
+}
+
+func TestACKForUnsentDataIsAnsweredAndDropped(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, iss := f.established(nil)
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: iss + 1000, data: []byte("x")})
+	f.one(tcp.FlagACK)
+	if _, err := e.Recv(); err != unix.EAGAIN {
+		t.Fatalf("data of a bad ACK was accepted: %v", err)
+	}
+}
+
+func TestThreeDupACKsTriggerFastRetransmit(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, iss := f.established(nil)
+	e.SetNoDelay(true)
+	mss := e.SndMSS()
+	for i := 0; i < 5; i++ {
+		f.push(e, payload(mss), uint64(i+1))
+	}
+	if s := f.sent(); len(s) != 5 {
+		t.Fatalf("sent %d segments, want 5", len(s))
+	}
+	first := iss + 1
+	// The first segment is lost: three duplicate ACKs.
+	for i := 0; i < 2; i++ {
+		f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: first})
+		f.none()
+	}
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: first})
+	r := f.sent()
+	if len(r) == 0 || r[0].Seq() != first || len(r[0].payload) != mss {
+		t.Fatalf("after 3 dup ACKs sent %s", describe(r))
+	}
+	if c := e.Counters(); c.FastRecoveries != 1 || c.Retransmits != 1 {
+		t.Fatalf("counters %+v", c)
+	}
+	// The full ACK completes every push.
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: first + tcp.Seq(5*mss)})
+	for i := 1; i <= 5; i++ {
+		if err, ok := f.h.done[uint64(i)]; !ok || err != nil {
+			t.Fatalf("push %d: done %v %v", i, ok, err)
+		}
+	}
+}
+
+func TestSACKedHoleIsRetransmittedFirst(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, iss := f.established(&tcp.Options{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	e.SetNoDelay(true)
+	mss := tcp.Seq(e.SndMSS())
+	for i := 0; i < 6; i++ {
+		f.push(e, payload(int(mss)), 0)
+	}
+	f.sent()
+	first := iss + 1
+	// Segment 2 is lost; 3..6 arrive and are SACKed.
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: first + mss})
+	for i := tcp.Seq(3); i <= 5; i++ {
+		o := &tcp.Options{NumSACK: 1}
+		o.SACK[0] = tcp.SACKBlock{Start: first + 2*mss, End: first + i*mss}
+		f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: first + mss, opts: o})
+	}
+	r := f.sent()
+	if len(r) == 0 || r[0].Seq() != first+mss {
+		t.Fatalf("sent %s, first seq %v, want the hole at %d", describe(r), r, first+mss)
+	}
+}
+
+func TestRTODoubles(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, iss := f.established(nil)
+	f.push(e, []byte("data"), 1)
+	f.one(tcp.FlagACK | tcp.FlagPSH)
+	// No RTT sample yet: the initial RTO is 1s, then 2s, 4s.
+	for _, d := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+		f.advance(d - time.Millisecond)
+		f.none()
+		f.advance(time.Millisecond)
+		if r := f.one(tcp.FlagACK | tcp.FlagPSH); r.Seq() != iss+1 {
+			t.Fatalf("retransmission seq %d", r.Seq())
+		}
+	}
+}
+
+func TestRetriesExhaustedTimesOut(t *testing.T) {
+	f := newFx(t, tcp.Config{Retries: 3, RTO: tcp.RTOOptions{Max: 4 * time.Second}})
+	e, _ := f.established(nil)
+	f.push(e, []byte("data"), 9)
+	for i := 0; i < 10 && e.State() != tcp.StateClosed; i++ {
+		f.advance(5 * time.Second)
+		f.sent()
+	}
+	if !errors.Is(e.Err(), unix.ETIMEDOUT) || !errors.Is(f.h.done[9], unix.ETIMEDOUT) {
+		t.Fatalf("err %v, push %v", e.Err(), f.h.done[9])
+	}
+	e.Close()
+}
+
+func TestZeroWindowIsProbed(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, iss := f.established(nil)
+	// The peer closes its window.
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: iss + 1, zeroWin: true})
+	f.push(e, []byte("data"), 1)
+	f.none()
+	f.advance(time.Second)
+	if p := f.one(tcp.FlagACK); p.Seq() != iss || len(p.payload) != 0 {
+		t.Fatalf("probe seq %d len %d", p.Seq(), len(p.payload))
+	}
+	f.advance(2 * time.Second)
+	f.one(tcp.FlagACK)
+	// The window opens: the data goes.
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: iss + 1, win: 1000})
+	if d := f.one(tcp.FlagACK | tcp.FlagPSH); string(d.payload) != "data" {
+		t.Fatalf("payload %q", d.payload)
+	}
+}
+
+func TestNagleHoldsSmallSegmentWhileDataIsInFlight(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, iss := f.established(nil)
+	f.push(e, []byte("a"), 1)
+	f.one(tcp.FlagACK | tcp.FlagPSH)
+	f.push(e, []byte("b"), 2)
+	f.none()
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: iss + 2})
+	if d := f.one(tcp.FlagACK | tcp.FlagPSH); string(d.payload) != "b" {
+		t.Fatalf("payload %q", d.payload)
+	}
+	e.SetNoDelay(true)
+	f.push(e, []byte("c"), 3)
+	f.one(tcp.FlagACK | tcp.FlagPSH)
+}
+
+func TestOutOfOrderFINIsHeldUntilTheGapFills(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, iss := f.established(nil)
+	f.inject(seg{flags: tcp.FlagACK | tcp.FlagFIN, seq: peerISN + 4, ack: iss + 1, data: []byte("def")})
+	if a := f.one(tcp.FlagACK); a.Ack() != peerISN+1 {
+		t.Fatalf("ack %d", a.Ack())
+	}
+	if e.State() != tcp.StateEstablished {
+		t.Fatalf("state %v", e.State())
+	}
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: iss + 1, data: []byte("abc")})
+	if a := f.one(tcp.FlagACK); a.Ack() != peerISN+8 {
+		t.Fatalf("ack %d, want past the FIN", a.Ack())
+	}
+	if e.State() != tcp.StateCloseWait {
+		t.Fatalf("state %v", e.State())
+	}
+	got := ""
+	for {
+		b, err := e.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += string(b.Bytes())
+		f.link.Release(b.Frame)
+	}
+	if got != "abcdef" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestCloseWithUnreadDataSendsRST(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, iss := f.established(nil)
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: iss + 1, data: []byte("unread")})
+	f.sent()
+	e.Close()
+	f.one(tcp.FlagRST | tcp.FlagACK)
+	if f.h.s.TCP().Conns() != 0 {
+		t.Fatal("connection left in the table")
+	}
+}
+
+func TestActiveCloseGoesThroughTimeWait(t *testing.T) {
+	f := newFx(t, tcp.Config{MSL: time.Second})
+	e, iss := f.established(nil)
+	e.Close()
+	fin := f.one(tcp.FlagFIN | tcp.FlagACK)
+	if fin.Seq() != iss+1 {
+		t.Fatalf("FIN seq %d", fin.Seq())
+	}
+	f.inject(seg{flags: tcp.FlagACK | tcp.FlagFIN, seq: peerISN + 1, ack: iss + 2})
+	if a := f.one(tcp.FlagACK); a.Ack() != peerISN+2 {
+		t.Fatalf("ack %d", a.Ack())
+	}
+	if f.h.s.TCP().Conns() != 1 {
+		t.Fatal("no TIME_WAIT entry")
+	}
+	// A retransmitted FIN is ACKed again.
+	f.inject(seg{flags: tcp.FlagACK | tcp.FlagFIN, seq: peerISN + 1, ack: iss + 2})
+	f.one(tcp.FlagACK)
+	f.advance(2*time.Second - time.Millisecond)
+	if f.h.s.TCP().Conns() != 1 {
+		t.Fatal("TIME_WAIT ended early")
+	}
+	f.advance(time.Millisecond)
+	if f.h.s.TCP().Conns() != 0 {
+		t.Fatal("TIME_WAIT did not end after 2*MSL")
+	}
+}
+
+func TestPassiveCloseLastAck(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, iss := f.established(nil)
+	f.inject(seg{flags: tcp.FlagACK | tcp.FlagFIN, seq: peerISN + 1, ack: iss + 1})
+	f.one(tcp.FlagACK)
+	if _, err := e.Recv(); err != io.EOF {
+		t.Fatalf("Recv: %v", err)
+	}
+	if err := e.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	f.one(tcp.FlagFIN | tcp.FlagACK)
+	if e.State() != tcp.StateLastAck {
+		t.Fatalf("state %v", e.State())
+	}
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 2, ack: iss + 2})
+	if e.State() != tcp.StateClosed || f.h.s.TCP().Conns() != 0 {
+		t.Fatalf("state %v", e.State())
+	}
+}
+
+func TestPAWSDropsOldTimestamp(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, iss := f.established(&tcp.Options{HasTS: true, TSVal: 1})
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: iss + 1, data: []byte("new"), opts: &tcp.Options{HasTS: true, TSVal: 100}})
+	f.sent()
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 4, ack: iss + 1, data: []byte("old"), opts: &tcp.Options{HasTS: true, TSVal: 50}})
+	f.one(tcp.FlagACK)
+	if c := f.h.s.TCP().Counters(); c.PAWSDropped != 1 {
+		t.Fatalf("PAWS drops %d", c.PAWSDropped)
+	}
+	if e.Readable() != 3 {
+		t.Fatalf("readable %d", e.Readable())
+	}
+}
+
+func TestSYNFloodFallsBackToCookies(t *testing.T) {
+	f := newFx(t, tcp.Config{MaxSynBacklog: 4})
+	l := f.listen(8)
+	for i := 0; i < 4; i++ {
+		f.inject(seg{flags: tcp.FlagSYN, seq: peerISN, sport: uint16(30000 + i)})
+	}
+	if s := f.sent(); len(s) != 4 {
+		t.Fatalf("sent %d SYN-ACKs", len(s))
+	}
+	f.inject(seg{flags: tcp.FlagSYN, seq: peerISN, opts: &tcp.Options{HasMSS: true, MSS: 1460}})
+	sa := f.one(tcp.FlagSYN | tcp.FlagACK)
+	if c := f.h.s.TCP().Counters(); c.SynCookiesSent != 1 {
+		t.Fatalf("cookies %d", c.SynCookiesSent)
+	}
+	if f.h.s.TCP().Conns() != 4 {
+		t.Fatalf("a cookie SYN created state: %d conns", f.h.s.TCP().Conns())
+	}
+	// A forged ACK is refused; the right one completes the handshake.
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: sa.Seq() + 2})
+	f.one(tcp.FlagRST)
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: sa.Seq() + 1, data: []byte("hi")})
+	e, err := l.Accept(9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.RemoteAddr().Port() != peerPort || e.SndMSS() != 1460 {
+		t.Fatalf("peer %v mss %d", e.RemoteAddr(), e.SndMSS())
+	}
+	if b, err := e.Recv(); err != nil || string(b.Bytes()) != "hi" {
+		t.Fatalf("Recv %v", err)
+	} else {
+		f.link.Release(b.Frame)
+	}
+}
+
+func TestSynRcvdIsDroppedAfterSynAckRetries(t *testing.T) {
+	f := newFx(t, tcp.Config{SynAckRetries: 2})
+	f.listen(4)
+	f.inject(seg{flags: tcp.FlagSYN, seq: peerISN})
+	f.one(tcp.FlagSYN | tcp.FlagACK)
+	f.advance(time.Second)
+	f.one(tcp.FlagSYN | tcp.FlagACK)
+	f.advance(2 * time.Second)
+	f.one(tcp.FlagSYN | tcp.FlagACK)
+	f.advance(4 * time.Second)
+	f.none()
+	if f.h.s.TCP().Conns() != 0 {
+		t.Fatal("half-open connection kept")
+	}
+}
+
+func TestConnectRefusedByRST(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e := f.h.s.NewTCP(5)
+	if err := e.Connect(netip.AddrPortFrom(netip.AddrFrom4(peerIP), 9)); err != nil {
+		t.Fatal(err)
+	}
+	syn := f.one(tcp.FlagSYN)
+	if !syn.o.HasMSS || !syn.o.HasWScale || !syn.o.SACKPermitted || !syn.o.HasTS {
+		t.Fatalf("SYN options %+v", syn.o)
+	}
+	f.inject(seg{flags: tcp.FlagRST | tcp.FlagACK, seq: 0, ack: syn.Seq() + 1, sport: 9, dport: syn.SrcPort()})
+	if !errors.Is(e.Err(), unix.ECONNREFUSED) || !f.h.has(5, tcp.EventError) {
+		t.Fatalf("err %v events %v", e.Err(), f.h.events)
+	}
+	if err := e.Connect(netip.AddrPortFrom(netip.AddrFrom4(peerIP), 9)); err != unix.EINVAL {
+		t.Fatalf("Connect after failure: %v", err)
+	}
+	e.Close()
+}
+
+func TestConnectActiveOpen(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e := f.h.s.NewTCP(5)
+	if err := e.Connect(netip.AddrPortFrom(netip.AddrFrom4(peerIP), 9)); err != nil {
+		t.Fatal(err)
+	}
+	syn := f.one(tcp.FlagSYN)
+	if err := e.Connect(netip.AddrPortFrom(netip.AddrFrom4(peerIP), 9)); err != unix.EALREADY {
+		t.Fatalf("second Connect: %v", err)
+	}
+	f.inject(seg{flags: tcp.FlagSYN | tcp.FlagACK, seq: peerISN, ack: syn.Seq() + 1, sport: 9, dport: syn.SrcPort(),
+		opts: &tcp.Options{HasMSS: true, MSS: 1000}})
+	if a := f.one(tcp.FlagACK); a.Ack() != peerISN+1 {
+		t.Fatalf("ack %d", a.Ack())
+	}
+	if e.State() != tcp.StateEstablished || !f.h.has(5, tcp.EventEstablished) || e.SndMSS() != 1000 {
+		t.Fatalf("state %v mss %d", e.State(), e.SndMSS())
+	}
+	if err := e.Connect(netip.AddrPortFrom(netip.AddrFrom4(peerIP), 9)); err != unix.EISCONN {
+		t.Fatalf("Connect when connected: %v", err)
+	}
+}
+
+func TestSYNRetriesExhaustedRefuse(t *testing.T) {
+	f := newFx(t, tcp.Config{SynRetries: 2})
+	e := f.h.s.NewTCP(5)
+	if err := e.Connect(netip.AddrPortFrom(netip.AddrFrom4(peerIP), 9)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		f.one(tcp.FlagSYN)
+		f.advance(time.Second << i)
+	}
+	f.none()
+	if !errors.Is(e.Err(), unix.ECONNREFUSED) {
+		t.Fatalf("err %v", e.Err())
+	}
+	e.Close()
+}
+
+func TestSendSplitsAtMSSCopyingTheExcess(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, _ := f.established(&tcp.Options{HasMSS: true, MSS: 500})
+	e.SetNoDelay(true)
+	f.push(e, payload(1200), 1)
+	s := f.sent()
+	if len(s) != 3 || len(s[0].payload) != 500 || len(s[1].payload) != 500 || len(s[2].payload) != 200 {
+		t.Fatalf("segments %s", describe(s))
+	}
+	if c := f.h.s.TCP().Counters(); c.SendCopies != 700 {
+		t.Fatalf("copied %d bytes, want 700", c.SendCopies)
+	}
+}
+
+func TestSendErrors(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e := f.h.s.NewTCP(1)
+	b, _ := f.link.Alloc()
+	b.Len = 1
+	defer f.link.Release(b.Frame)
+	if err := e.Send([]nic.Buf{b}, 1); err != unix.ENOTCONN {
+		t.Fatalf("Send unconnected: %v", err)
+	}
+	c, _ := f.established(nil)
+	if err := c.Send(nil, 1); err != unix.EINVAL {
+		t.Fatalf("Send nothing: %v", err)
+	}
+	short := b
+	short.Off = 10
+	if err := c.Send([]nic.Buf{short}, 1); err != unix.EINVAL {
+		t.Fatalf("Send without headroom: %v", err)
+	}
+	c.Shutdown()
+	if err := c.Send([]nic.Buf{b}, 1); err != unix.EPIPE {
+		t.Fatalf("Send after Shutdown: %v", err)
+	}
+}
+
+func TestBindAndListenErrors(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	a := f.h.s.NewTCP(1)
+	if err := a.Listen(1); err != unix.EDESTADDRREQ {
+		t.Fatalf("Listen unbound: %v", err)
+	}
+	if err := a.Bind(netip.MustParseAddrPort("198.51.100.1:80")); err != nil {
+		t.Fatal(err)
+	}
+	b := f.h.s.NewTCP(2)
+	if err := b.Bind(netip.MustParseAddrPort("0.0.0.0:80")); err != unix.EADDRINUSE {
+		t.Fatalf("Bind taken port: %v", err)
+	}
+	if err := b.Bind(netip.MustParseAddrPort("203.0.113.9:81")); err != unix.EINVAL {
+		t.Fatalf("Bind foreign address: %v", err)
+	}
+	if _, err := a.Accept(1); err != unix.EINVAL {
+		t.Fatalf("Accept not listening: %v", err)
+	}
+	a.Listen(1)
+	if _, err := a.Accept(1); err != unix.EAGAIN {
+		t.Fatalf("Accept empty: %v", err)
+	}
+	if err := a.Connect(netip.MustParseAddrPort("198.51.100.2:1")); err != unix.EINVAL {
+		t.Fatalf("Connect listening: %v", err)
+	}
+	a.Close()
+	if err := b.Bind(netip.MustParseAddrPort("0.0.0.0:80")); err != nil {
+		t.Fatalf("port not freed by Close: %v", err)
+	}
+}
+
+func TestKeepAliveProbesThenTimesOut(t *testing.T) {
+	f := newFx(t, tcp.Config{KeepIdle: 10 * time.Second, KeepInterval: time.Second, KeepCount: 2})
+	e, iss := f.established(nil)
+	e.SetKeepAlive(true)
+	f.advance(10 * time.Second)
+	if p := f.one(tcp.FlagACK); p.Seq() != iss {
+		t.Fatalf("probe seq %d", p.Seq())
+	}
+	f.advance(time.Second)
+	f.one(tcp.FlagACK)
+	f.advance(time.Second)
+	if !errors.Is(e.Err(), unix.ETIMEDOUT) {
+		t.Fatalf("err %v", e.Err())
+	}
+	e.Close()
+}
+
+func TestWindowShrinksAsDataQueuesAndReopensOnRecv(t *testing.T) {
+	f := newFx(t, tcp.Config{RcvBuf: 4000})
+	e, iss := f.established(nil)
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: iss + 1, data: payload(1000)})
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1001, ack: iss + 1, data: payload(1000)})
+	a := f.one(tcp.FlagACK)
+	if a.Window() > 2000 {
+		t.Fatalf("window %d with 2000 of 4000 bytes queued", a.Window())
+	}
+	for i := 0; i < 2; i++ {
+		b, err := e.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.link.Release(b.Frame)
+	}
+	if u := f.one(tcp.FlagACK); u.Window() != 4000 {
+		t.Fatalf("window update %d", u.Window())
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -448,6 +449,9 @@ func (h *harness) idleRound(l lab) map[string]map[string]float64 {
 		srv := s.server
 		if s.name == "reflector" { // its default: spin 50us, then sleep (not -busy)
 			srv = srv[:len(srv)-1]
+		}
+		if i := slices.Index(srv, "-cpuprofile"); i >= 0 { // keep the loaded run's profile
+			srv = slices.Delete(slices.Clone(srv), i, i+2)
 		}
 		if err := h.startServer(l["NSA"], srv...); err != nil {
 			h.note("idle_cpu %s: %v", s.name, err)

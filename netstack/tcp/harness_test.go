@@ -20,6 +20,8 @@ import (
 
 // host is one stack on a memwire end, with the notifications it got.
 type host struct {
+	quiet  bool // count completions only (allocation tests)
+	ndone  int
 	t      testing.TB
 	s      *stack.Stack
 	link   nic.Link
@@ -35,13 +37,17 @@ type hostEvent struct {
 
 func (h *host) Readable(uint64) {}
 func (h *host) Done(tag uint64, err error) {
+	if h.quiet {
+		h.ndone++
+		return
+	}
 	if _, dup := h.done[tag]; dup {
 		h.t.Errorf("tag %d completed twice", tag)
 	}
 	h.done[tag] = err
 }
 func (h *host) TCPEvent(c uint64, ev tcp.Event, err error) {
-	if len(h.events) < 1<<16 {
+	if !h.quiet && len(h.events) < 1<<16 {
 		h.events = append(h.events, hostEvent{c, ev, err})
 	}
 }

@@ -133,7 +133,7 @@ func (e *Endpoint) sendCtl(seq Seq, flags Flags) error {
 		p.ctr.NoBufs++
 		return unix.ENOBUFS
 	}
-	if err := p.net.Output(&b, e.t.RemoteAddr); err != nil {
+	if err := p.output(&b, e.t.RemoteAddr); err != nil {
 		return err
 	}
 	p.ctr.SegsOut++
@@ -183,7 +183,7 @@ func (e *Endpoint) xmit(i int, rexmit bool) error {
 	if !e.writeHeader(&b, s.seq, FlagACK|FlagPSH) {
 		return unix.EINVAL
 	}
-	if err := p.net.Output(&b, e.t.RemoteAddr); err != nil {
+	if err := p.output(&b, e.t.RemoteAddr); err != nil {
 		if err == unix.EAGAIN || err == unix.ENOBUFS {
 			e.txStuck = true
 		}

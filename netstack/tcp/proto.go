@@ -181,6 +181,7 @@ type Proto struct {
 	chalCount int
 
 	opts Options // scratch for the segment being processed
+	txb  nic.Buf // scratch for Output, so the caller's Buf does not escape
 	ctr  Counters
 }
 
@@ -277,7 +278,7 @@ func (p *Proto) sendRaw(t *Tuple, seq, ack Seq, flags Flags, win uint16, opts *O
 		DataOffset: uint8(HeaderLen + n), Flags: flags, Window: win})
 	copy(h[HeaderLen:], ob[:n])
 	h.SetChecksum(h.ComputeChecksum(t.LocalAddr, t.RemoteAddr))
-	if p.net.Output(&b, t.RemoteAddr) == nil {
+	if p.output(&b, t.RemoteAddr) == nil {
 		p.ctr.SegsOut++
 		if flags.Has(FlagRST) {
 			p.ctr.RSTsOut++
@@ -380,4 +381,15 @@ func (p *Proto) NextDeadline() int64 {
 		return 0
 	}
 	return p.timers.min().deadline
+}
+
+// output hands b to the network through a scratch Buf held by p: passing
+// the address of a local to an interface method would make every caller
+// allocate it on the heap.
+func (p *Proto) output(b *nic.Buf, dst [4]byte) error {
+	p.txb = *b
+	err := p.net.Output(&p.txb, dst)
+	*b = p.txb
+	p.txb = nic.Buf{}
+	return err
 }

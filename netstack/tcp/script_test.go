@@ -34,13 +34,13 @@ const (
 )
 
 type fx struct {
-	t     *testing.T
+	t     testing.TB
 	link  *memlink.Link
 	clock *nic.VirtualClock
 	h     *host
 }
 
-func newFx(t *testing.T, cfg tcp.Config) *fx {
+func newFx(t testing.TB, cfg tcp.Config) *fx {
 	t.Helper()
 	f := &fx{t: t, link: memlink.New(256, 2048, 256), clock: &nic.VirtualClock{T: int64(time.Hour)}}
 	f.h = newHost(t, f.link, f.clock, netip.MustParsePrefix("198.51.100.1/24"), cfg)
@@ -97,6 +97,11 @@ func (f *fx) inject(s seg) {
 	copy(l4[tcp.HeaderLen:], ob[:n])
 	copy(l4[tcp.HeaderLen+n:], s.data)
 	h.SetChecksum(h.ComputeChecksum(peerIP, ourIP))
+	f.injectL4(l4)
+}
+
+// injectL4 sends l4 as the payload of an IPv4 TCP packet from the peer.
+func (f *fx) injectL4(l4 []byte) {
 	ip := make([]byte, ipv4.MinHeaderLen+len(l4))
 	ipv4.Header(ip).Encode(ipv4.Fields{TotalLength: uint16(len(ip)), ID: 1, TTL: 64, Protocol: ipv4.ProtoTCP, Src: peerIP, Dst: ourIP})
 	copy(ip[ipv4.MinHeaderLen:], l4)

@@ -3,6 +3,7 @@ package libos
 import (
 	"github.com/demixdp/demixdp/bpf"
 	"github.com/demixdp/demixdp/netstack/stack"
+	"github.com/demixdp/demixdp/netstack/tcp"
 	"github.com/demixdp/demixdp/umem"
 	"github.com/demixdp/demixdp/xdp"
 	"golang.org/x/sys/unix"
@@ -26,6 +27,7 @@ type Counters struct {
 	OwnershipErrors uint64 // frame state errors (double free etc.); should stay 0
 
 	Stack    stack.Counters
+	TCP      tcp.Counters
 	Pool     umem.Stats
 	XDP      xdp.Stats
 	Steering bpf.Counters
@@ -33,10 +35,11 @@ type Counters struct {
 
 // QueueCounters are one queue's counters.
 type QueueCounters struct {
-	Pushes, PushBytes uint64 // pushes accepted
-	PushErrors        uint64 // pushes refused with an error
-	Pops, PopBytes    uint64 // pops completed
-	UDP               stack.UDPCounters
+	Pushes, PushBytes uint64               // pushes accepted
+	PushErrors        uint64               // pushes refused with an error
+	Pops, PopBytes    uint64               // pops completed
+	UDP               stack.UDPCounters    // a UDP queue's endpoint
+	TCP               tcp.EndpointCounters // a TCP queue's connection
 }
 
 // Counters returns the LibOS's counters. It makes system calls (socket and
@@ -47,6 +50,7 @@ func (l *LibOS) Counters() (Counters, error) {
 	}
 	c := l.ctr
 	c.Stack = l.stack.Counters()
+	c.TCP = l.stack.TCP().Counters()
 	c.Pool = l.pool.Stats()
 	var err error
 	if c.XDP, err = l.sock.Stats(); err != nil {
@@ -63,6 +67,10 @@ func (l *LibOS) QueueCounters(qd QD) (QueueCounters, error) {
 		return QueueCounters{}, err
 	}
 	c := q.ctr
-	c.UDP = q.ep.Counters()
+	if q.stream {
+		c.TCP = q.tcp.Counters()
+	} else {
+		c.UDP = q.udp.Counters()
+	}
 	return c, nil
 }

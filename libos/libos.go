@@ -10,6 +10,7 @@ import (
 
 	"github.com/demixdp/demixdp/bpf"
 	"github.com/demixdp/demixdp/netstack/stack"
+	"github.com/demixdp/demixdp/netstack/tcp"
 	"github.com/demixdp/demixdp/umem"
 	"github.com/demixdp/demixdp/xdp"
 	"golang.org/x/sys/unix"
@@ -84,6 +85,9 @@ type Config struct {
 	RecvQueueLen int
 	// ARP tunes neighbour resolution (see stack.ARPConfig).
 	ARP stack.ARPConfig
+	// TCP tunes the TCP engine (buffers, timers, congestion control; see
+	// tcp.Config). Zero fields take the engine's defaults.
+	TCP tcp.Config
 	// EphemeralFirst..EphemeralLast are the ports picked for port 0 and
 	// unbound sends; zero means 61000..65535, outside Linux's default
 	// ip_local_port_range (32768..60999). In Shared mode New refuses a
@@ -163,6 +167,9 @@ type LibOS struct {
 	freeQD []QD
 	sgas   sgaPool
 
+	steerRefs map[steerKey]int // Shared mode: users of each steered port
+	unsteer   []delayedUnsteer // TCP ports to release later, oldest first
+
 	ctr    Counters
 	closed bool
 }
@@ -188,7 +195,7 @@ func New(cfg Config) (*LibOS, error) {
 			return nil, err
 		}
 	}
-	l := &LibOS{cfg: cfg, ifindex: ifi.Index, mtu: ifi.MTU, epoch: time.Now()}
+	l := &LibOS{cfg: cfg, ifindex: ifi.Index, mtu: ifi.MTU, epoch: time.Now(), steerRefs: make(map[steerKey]int)}
 	copy(l.mac[:], ifi.HardwareAddr)
 	if maxMTU := cfg.FrameSize - 256 - 14; l.mtu > maxMTU {
 		// Received frames start XDP_PACKET_HEADROOM (256) bytes into a
@@ -253,6 +260,7 @@ func New(cfg Config) (*LibOS, error) {
 	scfg := stack.Config{
 		Addr: cfg.Addr, Gateway: cfg.Gateway, ARP: cfg.ARP, UDPQueueLen: cfg.RecvQueueLen,
 		EphemeralFirst: cfg.EphemeralFirst, EphemeralLast: cfg.EphemeralLast,
+		TCP: cfg.TCP,
 	}
 	if cfg.Mode == Shared {
 		scfg.Mode = stack.Shared

@@ -86,6 +86,9 @@ func (l *LibOS) poll() bool {
 	if d := l.stack.NextDeadline(); d != 0 && l.link.Now() >= d {
 		l.stack.Tick()
 	}
+	if len(l.unsteer) > 0 {
+		l.sweepUnsteer()
+	}
 	l.flush()
 	return n > 0
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/demixdp/demixdp/netstack/nic"
 	"github.com/demixdp/demixdp/netstack/stack"
+	"github.com/demixdp/demixdp/netstack/tcp"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,12 +19,39 @@ const (
 	SOCK_STREAM = unix.SOCK_STREAM
 )
 
+// opList is a FIFO of pending operations threaded through op.next.
+type opList struct{ head, tail int32 }
+
+func (f *opList) empty() bool { return f.head == -1 }
+
+func (l *LibOS) pushOp(f *opList, i int32) {
+	l.ops.ops[i].next = -1
+	if f.tail == -1 {
+		f.head = i
+	} else {
+		l.ops.ops[f.tail].next = i
+	}
+	f.tail = i
+}
+
+func (l *LibOS) popOp(f *opList) int32 {
+	i := f.head
+	f.head = l.ops.ops[i].next
+	if f.head == -1 {
+		f.tail = -1
+	}
+	return i
+}
+
 type queue struct {
 	open    bool
-	ep      *stack.UDPEndpoint
-	popHead int32 // pending pops, FIFO through op.next; -1 when empty
-	popTail int32
-	steered uint16 // port registered with the steering program (Shared mode)
+	stream  bool
+	udp     *stack.UDPEndpoint // SOCK_DGRAM
+	tcp     *tcp.Endpoint      // SOCK_STREAM
+	pops    opList             // pending pops
+	accepts opList             // pending accepts (listening stream)
+	connect int32              // pending connect (stream), -1 if none
+	steered uint16             // port this queue registered with the steering program (Shared mode)
 	ctr     QueueCounters
 }
 
@@ -34,25 +62,45 @@ func (l *LibOS) queue(qd QD) (*queue, error) {
 	return &l.queues[qd], nil
 }
 
-// Socket opens a queue. domain must be AF_INET and typ SOCK_DGRAM (proto 0
-// or IPPROTO_UDP); anything else is ENOTSUP. SOCK_STREAM (TCP) is not
-// available yet and is ENOTSUP too. EBADF if the LibOS is closed.
+func (l *LibOS) newQD() QD {
+	if n := len(l.freeQD); n > 0 {
+		qd := l.freeQD[n-1]
+		l.freeQD = l.freeQD[:n-1]
+		return qd
+	}
+	l.queues = append(l.queues, queue{})
+	return QD(len(l.queues) - 1)
+}
+
+func emptyQueue() queue {
+	return queue{open: true, pops: opList{-1, -1}, accepts: opList{-1, -1}, connect: -1}
+}
+
+// Socket opens a queue: domain AF_INET with type SOCK_DGRAM (UDP; proto 0
+// or IPPROTO_UDP) or SOCK_STREAM (TCP; proto 0 or IPPROTO_TCP). Anything
+// else is ENOTSUP; EBADF if the LibOS is closed.
 func (l *LibOS) Socket(domain, typ, proto int) (QD, error) {
 	if l.closed {
 		return -1, unix.EBADF
 	}
-	if domain != AF_INET || typ != SOCK_DGRAM || (proto != 0 && proto != unix.IPPROTO_UDP) {
+	if domain != AF_INET {
 		return -1, unix.ENOTSUP
 	}
-	var qd QD
-	if n := len(l.freeQD); n > 0 {
-		qd = l.freeQD[n-1]
-		l.freeQD = l.freeQD[:n-1]
-	} else {
-		l.queues = append(l.queues, queue{})
-		qd = QD(len(l.queues) - 1)
+	q := emptyQueue()
+	switch {
+	case typ == SOCK_DGRAM && (proto == 0 || proto == unix.IPPROTO_UDP):
+	case typ == SOCK_STREAM && (proto == 0 || proto == unix.IPPROTO_TCP):
+		q.stream = true
+	default:
+		return -1, unix.ENOTSUP
 	}
-	l.queues[qd] = queue{open: true, ep: l.stack.NewUDP(uint64(qd)), popHead: -1, popTail: -1}
+	qd := l.newQD()
+	if q.stream {
+		q.tcp = l.stack.NewTCP(uint64(qd))
+	} else {
+		q.udp = l.stack.NewUDP(uint64(qd))
+	}
+	l.queues[qd] = q
 	return qd, nil
 }
 
@@ -65,27 +113,22 @@ func (l *LibOS) Bind(qd QD, addr netip.AddrPort) error {
 	if err != nil {
 		return err
 	}
-	if err := q.ep.Bind(addr); err != nil {
+	if q.stream {
+		err = q.tcp.Bind(addr)
+	} else {
+		err = q.udp.Bind(addr)
+	}
+	if err != nil {
 		return err
 	}
 	return l.register(q)
 }
 
-// register registers the queue's port with the steering program in Shared
-// mode (in Dedicated mode every packet to the address is ours already).
-func (l *LibOS) register(q *queue) error {
-	if l.cfg.Mode != Shared || q.steered != 0 {
-		return nil
+func (q *queue) localAddr() netip.AddrPort {
+	if q.stream {
+		return q.tcp.LocalAddr()
 	}
-	la := q.ep.LocalAddr()
-	if !la.IsValid() {
-		return nil
-	}
-	if err := l.steer.AddPort(unix.IPPROTO_UDP, la.Port()); err != nil {
-		return err
-	}
-	q.steered = la.Port()
-	return nil
+	return q.udp.LocalAddr()
 }
 
 // LocalAddr returns the queue's bound address (invalid if unbound).
@@ -94,19 +137,28 @@ func (l *LibOS) LocalAddr(qd QD) (netip.AddrPort, error) {
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
-	return q.ep.LocalAddr(), nil
+	return q.localAddr(), nil
 }
 
-// Connect sets a UDP queue's default peer: Push then sends there and only
-// datagrams from it are received. It binds an ephemeral port if needed. The
-// token completes at once with OpConnect. Errors: EBADF, EINVAL (bad
-// address), ENETUNREACH (no route to it).
+// Connect connects the queue to remote. For UDP it sets the default peer
+// (Push sends there and only datagrams from it are received) and the token
+// completes at once. For TCP it starts the handshake and the token
+// completes with OpConnect when the connection is established, or with
+// OpFailed and ECONNREFUSED (reset, or no answer to the SYNs) or
+// ETIMEDOUT. An unbound queue gets an ephemeral port.
+//
+// Errors (no token): EBADF, EINVAL (bad address, or a listening or closed
+// stream), EISCONN (already connected), EINPROGRESS (a TCP connect is in
+// progress), ENETUNREACH (no route), EADDRNOTAVAIL (no ephemeral port).
 func (l *LibOS) Connect(qd QD, remote netip.AddrPort) (QToken, error) {
 	q, err := l.queue(qd)
 	if err != nil {
 		return 0, err
 	}
-	if err := q.ep.Connect(remote); err != nil {
+	if q.stream {
+		return l.connectStream(qd, q, remote)
+	}
+	if err := q.udp.Connect(remote); err != nil {
 		return 0, err
 	}
 	if err := l.register(q); err != nil {
@@ -117,8 +169,19 @@ func (l *LibOS) Connect(qd QD, remote netip.AddrPort) (QToken, error) {
 	return qt, nil
 }
 
-// Push sends the SGA as one datagram to the queue's connected peer. See
-// PushTo.
+// Push sends the SGA: on a UDP queue as one datagram to the connected peer
+// (see PushTo), on a TCP queue as the next bytes of the stream.
+//
+// TCP: each segment of the SGA becomes one TCP segment, its header written
+// into the segment's headroom (a segment longer than the connection's MSS
+// is split and its excess copied). The token completes when every byte has
+// been acknowledged by the peer; the frames stay referenced until then,
+// since a retransmission reads them again, so the SGA may be freed at once.
+// Errors: those of PushTo, and for TCP ENOTCONN (not established), EPIPE
+// (after CloseQueue's FIN or a failed connection) and EAGAIN (the send
+// buffer is full; retry after some pushes complete).
+//
+//demixdp:hotpath — allocates nothing.
 func (l *LibOS) Push(qd QD, s *SGA) (QToken, error) {
 	return l.PushTo(qd, s, netip.AddrPort{})
 }
@@ -130,7 +193,8 @@ func (l *LibOS) Push(qd QD, s *SGA) (QToken, error) {
 // must fit. The token completes when the kernel's TX completion returns the
 // frame (or fails with EHOSTUNREACH if the next hop does not answer ARP).
 // The SGA may be freed at once: its frame is kept until the transmission
-// ends.
+// ends. On a TCP queue "to" must be the zero AddrPort (else EISCONN) and
+// PushTo is Push.
 //
 // Errors (nothing was sent, no token): EBADF (bad qd), EINVAL (nil, freed or
 // foreign SGA, a zero-length segment, a segment outside its frame, a bad
@@ -150,6 +214,12 @@ func (l *LibOS) PushTo(qd QD, s *SGA, to netip.AddrPort) (QToken, error) {
 	if err != nil {
 		return 0, err
 	}
+	if q.stream {
+		if to.IsValid() {
+			return 0, unix.EISCONN
+		}
+		return l.pushStream(qd, q, bufs[:n])
+	}
 	b := bufs[0]
 	if n > 1 {
 		if b, err = l.gather(&bufs, n); err != nil {
@@ -157,12 +227,12 @@ func (l *LibOS) PushTo(qd QD, s *SGA, to netip.AddrPort) (QToken, error) {
 		}
 	}
 	qt, i := l.ops.alloc(OpPush, qd)
-	err = q.ep.Send(b, to, uint64(qt))
+	err = q.udp.Send(b, to, uint64(qt))
 	if err == unix.EAGAIN {
 		// The TX ring may only be waiting for its completions.
 		l.flush()
 		l.reap()
-		err = q.ep.Send(b, to, uint64(qt))
+		err = q.udp.Send(b, to, uint64(qt))
 	}
 	if err != nil {
 		l.ops.release(i)
@@ -196,9 +266,13 @@ func (l *LibOS) gather(bufs *[MaxSegments]nic.Buf, n int) (nic.Buf, error) {
 	return b, nil
 }
 
-// Pop asks for the queue's next datagram. The token completes with OpPop
-// and an SGA that views the received frame (no copy); Result.SGA.Addr is the
-// sender. Errors: EBADF.
+// Pop asks for the queue's next data. On a UDP queue the token completes
+// with OpPop and one datagram; on a TCP queue with the next in-order bytes
+// (one received segment's worth), or with a zero-length SGA (no segments)
+// once the peer has closed its side, or with OpFailed and ECONNRESET or
+// ETIMEDOUT if the connection failed. The SGA views the received frame
+// (no copy); Result.SGA.Addr is the sender. Errors: EBADF, and for TCP
+// EINVAL on a listening queue.
 //
 //demixdp:hotpath — allocates nothing.
 func (l *LibOS) Pop(qd QD) (QToken, error) {
@@ -206,50 +280,68 @@ func (l *LibOS) Pop(qd QD) (QToken, error) {
 	if err != nil {
 		return 0, err
 	}
+	if q.stream && q.tcp.State() == tcp.StateListen {
+		return 0, unix.EINVAL
+	}
 	qt, i := l.ops.alloc(OpPop, qd)
-	if q.popHead == -1 && q.ep.Queued() > 0 {
-		l.deliver(q, i)
-		return qt, nil
-	}
-	if q.popTail == -1 {
-		q.popHead = i
-	} else {
-		l.ops.ops[q.popTail].next = i
-	}
-	q.popTail = i
+	l.pushOp(&q.pops, i)
+	l.drainPops(qd, q)
 	return qt, nil
 }
 
-// deliver completes pop slot i with the queue's oldest datagram.
-func (l *LibOS) deliver(q *queue, i int32) {
-	b, from, _ := q.ep.Recv()
+// drainPops completes pending pops while the queue has data (or, for TCP,
+// an end of stream or an error to report).
+func (l *LibOS) drainPops(qd QD, q *queue) {
+	for !q.pops.empty() {
+		if q.stream {
+			b, err := q.tcp.Recv()
+			if err == unix.EAGAIN {
+				return
+			}
+			l.completePop(q, l.popOp(&q.pops), b, q.tcp.RemoteAddr(), err)
+			continue
+		}
+		if q.udp.Queued() == 0 {
+			return
+		}
+		b, from, _ := q.udp.Recv()
+		l.completePop(q, l.popOp(&q.pops), b, from, nil)
+	}
+}
+
+// completePop finishes pop slot i with b (err == io.EOF: end of stream, a
+// zero-length SGA; any other error: OpFailed).
+func (l *LibOS) completePop(q *queue, i int32, b nic.Buf, from netip.AddrPort, err error) {
 	o := &l.ops.ops[i]
-	o.res.SGA = l.popSGA(b, from)
-	l.finish(o, nil)
-	q.ctr.Pops++
-	q.ctr.PopBytes += uint64(b.Len)
+	switch {
+	case err == nil:
+		o.res.SGA = l.popSGA(b, from)
+		q.ctr.Pops++
+		q.ctr.PopBytes += uint64(b.Len)
+	case isEOF(err):
+		o.res.SGA = l.eofSGA(from)
+		err = nil
+	}
+	o.res.Addr = from
+	l.finish(o, err)
 }
 
 // Readable implements stack.Notifier: complete pending pops.
 func (l *LibOS) Readable(cookie uint64) {
-	q := &l.queues[cookie]
-	for q.popHead != -1 && q.ep.Queued() > 0 {
-		i := q.popHead
-		q.popHead = l.ops.ops[i].next
-		if q.popHead == -1 {
-			q.popTail = -1
-		}
-		l.deliver(q, i)
-	}
+	qd := QD(cookie)
+	l.drainPops(qd, &l.queues[qd])
 }
 
-// Done implements stack.Notifier: a push that waited for ARP failed.
+// Done implements stack.Notifier: a push completed late (TCP: acknowledged)
+// or failed (UDP: ARP gave up; TCP: reset, timeout, cancelled).
 func (l *LibOS) Done(tag uint64, err error) { l.completeOp(QToken(tag), err) }
 
 // CloseQueue closes the queue (Demikernel's demi_close; Go cannot overload
 // Close, which closes the whole LibOS): its pending operations complete with
-// ECANCELED, queued datagrams are dropped and its port is released.
-// Errors: EBADF.
+// ECANCELED, queued data is dropped and its port released. A TCP connection
+// is closed as Linux closes a socket: a FIN after the data already pushed
+// (which is still delivered), or a RST if received data was left unread; a
+// listener resets the connections not yet accepted. Errors: EBADF.
 func (l *LibOS) CloseQueue(qd QD) error {
 	if _, err := l.queue(qd); err != nil {
 		return err
@@ -266,10 +358,13 @@ func (l *LibOS) closeQueue(qd QD) {
 			l.finish(o, unix.ECANCELED)
 		}
 	}
-	if q.steered != 0 && l.steer != nil {
-		_ = l.steer.RemovePort(unix.IPPROTO_UDP, q.steered)
+	if q.stream {
+		q.tcp.Close()
+		l.unregister(q, unix.IPPROTO_TCP)
+	} else {
+		q.udp.Close()
+		l.unregister(q, unix.IPPROTO_UDP)
 	}
-	q.ep.Close()
 	*q = queue{}
 	l.freeQD = append(l.freeQD, qd)
 }

@@ -1,6 +1,7 @@
 package libos
 
 import (
+	"net/netip"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -18,6 +19,7 @@ const (
 	OpPush           // a Push or PushTo completed
 	OpPop            // a Pop completed: Result.SGA holds the data
 	OpConnect        // a Connect completed
+	OpAccept         // an Accept completed: Result.NewQD is the connection
 	OpFailed         // the operation failed: Result.Err says why
 )
 
@@ -30,6 +32,8 @@ func (o Opcode) String() string {
 		return "pop"
 	case OpConnect:
 		return "connect"
+	case OpAccept:
+		return "accept"
 	case OpFailed:
 		return "failed"
 	}
@@ -42,8 +46,14 @@ type Result struct {
 	QD     QD
 	QT     QToken
 	// SGA is the data of a completed Pop; its Addr field holds the sender.
-	// The application owns it and returns it with SGAFree.
+	// The application owns it and returns it with SGAFree. A TCP Pop that
+	// returns an SGA with no segments reports the peer's end of stream.
 	SGA *SGA
+	// NewQD is the queue of the connection a completed Accept returns.
+	NewQD QD
+	// Addr is the peer: the sender of a popped datagram, the remote end of
+	// an accepted connection or of a TCP Pop.
+	Addr netip.AddrPort
 	// Err is set when Opcode is OpFailed: an errno such as ECANCELED
 	// (the queue was closed) or EHOSTUNREACH (ARP resolution failed).
 	Err error

@@ -117,6 +117,7 @@ type Endpoint struct {
 	sndUna   Seq
 	sndNxt   Seq
 	sndMax   Seq // highest sequence number sent + 1
+	sndSml   Seq // end of the last small segment sent (Nagle, Minshall)
 	sndWnd   uint32
 	sndWl1   Seq
 	sndWl2   Seq
@@ -352,7 +353,7 @@ func (e *Endpoint) Connect(remote netip.AddrPort) error {
 // initConn prepares the per-connection state common to both opens.
 func (e *Endpoint) initConn(iss Seq) {
 	cfg := &e.p.cfg
-	e.iss, e.sndUna, e.sndNxt, e.sndMax = iss, iss, iss, iss
+	e.iss, e.sndUna, e.sndNxt, e.sndMax, e.sndSml = iss, iss, iss, iss, iss
 	e.rto = NewRTO(cfg.RTO)
 	e.rcvMSS = uint32(e.p.net.MTU() - 40)
 	for e.rcvWScale < MaxWindowScale && cfg.RcvBuf>>e.rcvWScale > 0xffff {

@@ -272,11 +272,13 @@ func transfer(t *testing.T, wc memwire.Config, n int, cfg tcp.Config) *pair {
 	b := newStreamer(t, p.b, cli, 2, n)
 	a.peer, b.peer = b, a
 	start := time.Now()
+	t0 := p.w.Clock.T
 	p.run(time.Hour, func() bool {
 		x := a.poll()
 		y := b.poll()
 		return x || y
 	}, func() bool { return a.finished() && b.finished() })
+	xfer := time.Duration(p.w.Clock.T - t0)
 	if a.rcvd != n || b.rcvd != n {
 		t.Fatalf("received %d and %d bytes, want %d", a.rcvd, b.rcvd, n)
 	}
@@ -290,8 +292,8 @@ func transfer(t *testing.T, wc memwire.Config, n int, cfg tcp.Config) *pair {
 		return p.a.s.TCP().Conns() == 0 && p.b.s.TCP().Conns() == 0
 	})
 	ca, cb := p.a.s.TCP().Counters(), p.b.s.TCP().Counters()
-	t.Logf("%d bytes each way in %v real, %v virtual; wire %+v", n, time.Since(start).Round(time.Millisecond),
-		time.Duration(p.w.Clock.T).Round(time.Millisecond), p.w.Stats)
+	t.Logf("%d bytes each way in %v real, %v virtual (%.0f Mbit/s each way); wire %+v", n, time.Since(start).Round(time.Millisecond),
+		xfer.Round(time.Millisecond), float64(n)*8/xfer.Seconds()/1e6, p.w.Stats)
 	t.Logf("A: %+v", ca)
 	t.Logf("B: %+v", cb)
 	for p.w.Step() {

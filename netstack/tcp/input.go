@@ -434,16 +434,22 @@ func (e *Endpoint) processAck(seg *segment, now int64) {
 				return
 			}
 		}
-	} else if ack == e.sndUna && e.sndUna != e.sndMax && seg.b.Len == 0 &&
-		!seg.flags.Has(FlagFIN) && (!winChanged || newlySacked > 0) {
-		// A duplicate ACK (RFC 5681 §2, RFC 6675 §2 DupAck).
-		if !e.sackOK || newlySacked > 0 {
+	} else if ack == e.sndUna && e.sndUna != e.sndMax {
+		// A duplicate ACK: with SACK, one that SACKs new data even if it
+		// carries data (RFC 6675 §2, as Linux counts SACKed segments);
+		// without, RFC 5681 §2's strict definition.
+		dup := newlySacked > 0
+		if !e.sackOK {
+			dup = seg.b.Len == 0 && !seg.flags.Has(FlagFIN) && !winChanged
+		}
+		if dup {
 			e.dupAcks++
 			e.ctr.DupACKs++
 		}
-		if !e.sb.InRecovery() && (e.dupAcks >= DefaultDupThresh || (e.sackOK && e.sb.IsLost(e.sndUna))) {
-			e.enterRecovery(now)
-		}
+	}
+	if !e.sb.InRecovery() && e.sndUna != e.sndMax &&
+		(e.dupAcks >= DefaultDupThresh || (e.sackOK && e.sb.IsLost(e.sndUna))) {
+		e.enterRecovery(now)
 	}
 	if e.persist && e.sndWnd > 0 {
 		e.persist = false

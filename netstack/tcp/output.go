@@ -295,13 +295,19 @@ func (e *Endpoint) output() {
 			if flight > 0 && flight+avail > e.cc.CWND() {
 				break
 			}
-			if avail < mss && !e.noDelay && flight > 0 && s.end().GreaterThan(e.sndMax) {
-				break // Nagle (RFC 9293 §3.7.4)
+			if avail < mss && !e.noDelay && flight > 0 && e.sndSml.GreaterThan(e.sndUna) && s.end().GreaterThan(e.sndMax) {
+				// Nagle (RFC 9293 §3.7.4) in Minshall's form, as
+				// Linux does: hold a small segment only while an
+				// earlier small one is unacknowledged.
+				break
 			}
 		}
 		rexmit := s.end().LessEq(e.sndMax)
 		if e.xmit(idx, rexmit) != nil {
 			break
+		}
+		if uint32(s.b.Len) < mss {
+			e.sndSml = s.end()
 		}
 		e.sb.Sent(NextSegment{Seq: s.seq, Len: uint32(s.b.Len), Kind: SegNew})
 		e.sndNxt = MaxSeq(e.sndNxt, s.end())

@@ -154,9 +154,17 @@ func (e *Endpoint) input(seg *segment) bool {
 		ok = seg.seq.InWindow(e.rcvNxt, wnd) || seg.seq.Add(slen-1).InWindow(e.rcvNxt, wnd)
 	}
 	if !ok && e.state == StateSynRcvd && f.Has(FlagSYN) && seg.seq == e.irs {
-		// The peer retransmitted its SYN: our SYN-ACK was lost.
-		_ = e.sendSyn(true)
-		return false
+		if !f.Has(FlagACK) || seg.ack != e.iss.Add(1) {
+			// The peer retransmitted its SYN: our SYN-ACK was lost.
+			_ = e.sendSyn(true)
+			return false
+		}
+		// Simultaneous open (RFC 9293 figure 8): the peer's SYN-ACK
+		// acknowledges our SYN. Treat it as the ACK, without its SYN.
+		ok = true
+		f &^= FlagSYN
+		seg.flags = f
+		seg.seq = seg.seq.Add(1)
 	}
 	if !ok {
 		p.ctr.OutOfWindow++

@@ -19,4 +19,41 @@
 //     and NextSeg of RFC 6675.
 //   - reasm.go: Reassembler, the receiver's bounded out-of-order queue,
 //     which also chooses the SACK blocks to advertise (RFC 2018 §4).
+//
+// On these sits the connection engine, driven by package stack through
+// the small Network interface this package defines (tcp never imports
+// stack):
+//
+//   - proto.go: Proto, one stack's TCP: Config, Counters, the connection
+//     table (a map by 4-tuple: one lookup per segment), listeners, ports,
+//     RSTs for closed ports, RFC 5961 challenge-ACK rate limit, Input and
+//     Tick.
+//   - endpoint.go: Endpoint, the socket: Bind, Listen, Accept, Connect,
+//     Send, Recv, Shutdown, Close, Abort, options and teardown.
+//   - input.go: segment arrival (RFC 9293 §3.10.7): listener and SYN
+//     cookies, SYN-SENT, the synchronized states with PAWS, RST/SYN/ACK
+//     checks, ACK processing with loss recovery, and the receive queues.
+//   - output.go: segment building in the frame's headroom, the send loop
+//     (windows, Nagle, RFC 6675 NextSeg in recovery, FIN), the persist,
+//     retransmission, delayed-ACK, keepalive and state timers.
+//   - timer.go: the binary heap holding each connection once, at its
+//     earliest timer.
+//
+// Zero copy: a pushed buffer becomes one segment whose header is written in
+// front of its payload, in the same frame, for every (re)transmission; the
+// endpoint holds a frame reference until the frame's bytes are
+// acknowledged. Only a buffer longer than the MSS is split, its excess
+// copied into frames from the link (Counters.SendCopies). Received
+// in-order payload is handed to the application as views of the received
+// frames; out-of-order segments are held with their frames, bounded by
+// ReasmCapacity pieces.
+//
+// Caveat: a retransmission rewrites the headers of a frame before
+// Transmit is asked to queue it; if the link still holds the frame's
+// previous transmission (Transmit then fails and the segment is retried),
+// those header bytes changed under it. The headers differ only in ACK,
+// window, timestamps and checksum; on a link that copies at Transmit (the
+// in-memory wire, AF_XDP copy mode after the kick) this is harmless, on
+// zero-copy AF_XDP it can at worst corrupt the old copy, which the peer
+// then drops by checksum.
 package tcp

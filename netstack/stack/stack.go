@@ -212,5 +212,10 @@ func (s *Stack) NextDeadline() int64 {
 }
 
 // Close drops every datagram still waiting for neighbour resolution,
-// releasing its frame. Endpoints are closed by their owners.
-func (s *Stack) Close() { s.neigh.drop() }
+// releasing its frame, and aborts every TCP connection silently (the
+// engine owns closed-but-lingering ones). Endpoints are closed by their
+// owners.
+func (s *Stack) Close() {
+	s.tcp.Close()
+	s.neigh.drop()
+}

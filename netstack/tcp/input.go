@@ -70,7 +70,9 @@ func (l *Endpoint) listenInput(t *Tuple, seg *segment) bool {
 		return false
 	}
 	// A SYN.
-	if len(l.acceptQ) >= l.backlog && l.synRcvd >= l.backlog {
+	if len(l.acceptQ) >= l.backlog {
+		// As Linux: no SYN is answered while the accept queue is full;
+		// the client retransmits.
 		p.ctr.AcceptQueueFull++
 		return false
 	}

@@ -292,13 +292,18 @@ func (e *Endpoint) output() {
 				break
 			}
 			flight := e.sndUna.Size(e.sndNxt)
-			if flight > 0 && flight+avail > e.cc.CWND() {
+			// Limited transmit (RFC 3042): each of the first two
+			// duplicate ACKs lets one more segment out.
+			if flight > 0 && flight+avail > e.cc.CWND()+uint32(min(e.dupAcks, 2))*mss {
 				break
 			}
-			if avail < mss && !e.noDelay && flight > 0 && e.sndSml.GreaterThan(e.sndUna) && s.end().GreaterThan(e.sndMax) {
+			if avail < mss && !e.noDelay && flight > 0 && idx == e.sqN-1 &&
+				e.sndSml.GreaterThan(e.sndUna) && s.end().GreaterThan(e.sndMax) {
 				// Nagle (RFC 9293 §3.7.4) in Minshall's form, as
-				// Linux does: hold a small segment only while an
-				// earlier small one is unacknowledged.
+				// Linux does: hold a small segment at the tail of
+				// the queue only while an earlier small one is
+				// unacknowledged. A small segment with data queued
+				// behind it goes: it cannot be coalesced anyway.
 				break
 			}
 		}
@@ -456,7 +461,6 @@ func (e *Endpoint) onRTO(now int64) {
 	}
 	p.ctr.RTOs++
 	e.ctr.RTOs++
-
 	e.cc.OnRTO(e.sndUna.Size(e.sndMax), time.Duration(now))
 	e.rto.Backoff()
 	e.sb.Reset(e.sndUna)

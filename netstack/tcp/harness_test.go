@@ -319,3 +319,15 @@ func TestTransferLoss5(t *testing.T) {
 func TestTransferNewRenoLoss(t *testing.T) {
 	transfer(t, memwire.Config{Seed: 4, Loss: 0.02, Reorder: 0.02}, 8<<20, tcp.Config{CC: tcp.CCNewReno})
 }
+
+// TestTransferIsReproducibleFromTheSeed runs the same impaired transfer
+// twice: the wire and both engines must do exactly the same things.
+func TestTransferIsReproducibleFromTheSeed(t *testing.T) {
+	wc := memwire.Config{Seed: 42, Loss: 0.05, Reorder: 0.02, Dup: 0.02, Corrupt: 0.01}
+	p1 := transfer(t, wc, 2<<20, tcp.Config{})
+	p2 := transfer(t, wc, 2<<20, tcp.Config{})
+	if p1.w.Stats != p2.w.Stats || p1.w.Clock.T != p2.w.Clock.T ||
+		p1.a.s.TCP().Counters() != p2.a.s.TCP().Counters() || p1.b.s.TCP().Counters() != p2.b.s.TCP().Counters() {
+		t.Fatalf("runs differ:\n%+v %d\n%+v %d", p1.w.Stats, p1.w.Clock.T, p2.w.Stats, p2.w.Clock.T)
+	}
+}

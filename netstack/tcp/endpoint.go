@@ -275,7 +275,10 @@ func (e *Endpoint) Listen(backlog int) error {
 }
 
 // Accept takes an established connection from a listener's queue and gives
-// it cookie. Errors: EINVAL (not listening), EAGAIN (none waiting).
+// it cookie. A connection reports no events before it is accepted: data
+// (or a FIN, or a reset) may already be waiting, so the caller polls Recv
+// once after Accept. Errors: EINVAL (not listening), EAGAIN (none
+// waiting).
 func (e *Endpoint) Accept(cookie uint64) (*Endpoint, error) {
 	if e.state != StateListen {
 		return nil, unix.EINVAL

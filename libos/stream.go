@@ -278,3 +278,18 @@ func (l *LibOS) RemoteAddr(qd QD) (netip.AddrPort, error) {
 	}
 	return q.udp.RemoteAddr(), nil
 }
+
+// Shutdown closes the sending side of a TCP queue (shutdown(2) with
+// SHUT_WR): a FIN follows the data already pushed, which is still
+// delivered and acknowledged; receiving goes on until the peer closes.
+// Errors: EBADF, EINVAL (not TCP), ENOTCONN (not connected).
+func (l *LibOS) Shutdown(qd QD) error {
+	q, err := l.queue(qd)
+	if err != nil {
+		return err
+	}
+	if !q.stream {
+		return errors.Join(unix.EINVAL, errNotStream)
+	}
+	return q.tcp.Shutdown()
+}

@@ -389,6 +389,20 @@ func (e *Endpoint) onTimer(now int64) {
 		if e.persist {
 			e.persist = false
 			if e.sqN > 0 && e.sndUna == e.sndMax {
+				if idx := e.segIndex(e.sndNxt); e.sndWnd > 0 && idx >= 0 && e.canSend() {
+					// The window is open but smaller than the next
+					// segment, which cannot be split without a copy:
+					// send it whole, as a probe (RFC 9293 §3.8.6.1);
+					// the peer keeps what fits and acknowledges it.
+					s := e.sqAt(idx)
+					if e.xmit(idx, false) == nil {
+						e.sb.Sent(NextSegment{Seq: s.seq, Len: uint32(s.b.Len), Kind: SegNew})
+						e.sndNxt = MaxSeq(e.sndNxt, s.end())
+						e.sndMax = MaxSeq(e.sndMax, e.sndNxt)
+						e.rtoAt = now + int64(e.rto.Current())
+						return
+					}
+				}
 				e.sendProbe()
 				e.rto.Backoff()
 				e.rtoAt, e.persist = now+int64(e.rto.Current()), true

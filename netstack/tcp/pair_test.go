@@ -264,3 +264,34 @@ func TestManyConnectionsEcho(t *testing.T) {
 	}
 	l.Close()
 }
+
+// TestWindowSmallerThanASegmentStillMakesProgress: a receiver whose buffer
+// is smaller than the sender's segments gets them as window probes and
+// keeps what fits.
+func TestWindowSmallerThanASegmentStillMakesProgress(t *testing.T) {
+	w := memwire.New(memwire.Config{Seed: 14})
+	p := &pair{t: t, w: w}
+	p.a = newHost(t, w.A, &w.Clock, addrA, tcp.Config{RcvBuf: 1000})
+	p.b = newHost(t, w.B, &w.Clock, addrB, tcp.Config{})
+	w.Attach(p.a.s, p.b.s)
+	srv, cli := p.connect(80)
+	want := string(payload(5000))
+	b, _ := p.b.link.Alloc()
+	b.Len = copy(b.Data[b.Off:], want[:cli.SndMSS()])
+	if err := cli.Send([]nic.Buf{b}, 1); err != nil {
+		t.Fatal(err)
+	}
+	p.b.link.Release(b.Frame)
+	got := ""
+	p.run(10*time.Minute, nil, func() bool {
+		s, _ := readAll(p.a, srv)
+		got += s
+		return len(got) == cli.SndMSS()
+	})
+	if got != want[:cli.SndMSS()] {
+		t.Fatal("data differs")
+	}
+	if err := w.Check(); err != nil {
+		t.Fatal(err)
+	}
+}

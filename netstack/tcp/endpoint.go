@@ -60,6 +60,7 @@ type txSeg struct {
 	tag uint64 // non-zero on the last segment of a push: completed when acked
 	// rexmit is set once the segment was sent more than once (Karn).
 	rexmit bool
+	sentAt int64 // time of the latest transmission
 }
 
 func (s *txSeg) end() Seq { return s.seq.Add(uint32(s.b.Len)) }
@@ -116,8 +117,9 @@ type Endpoint struct {
 	iss      Seq
 	sndUna   Seq
 	sndNxt   Seq
-	sndMax   Seq // highest sequence number sent + 1
-	sndSml   Seq // end of the last small segment sent (Nagle, Minshall)
+	sndMax   Seq   // highest sequence number sent + 1
+	sndSml   Seq   // end of the last small segment sent (Nagle, Minshall)
+	rackTs   int64 // latest first-transmission time of a segment known delivered
 	sndWnd   uint32
 	sndWl1   Seq
 	sndWl2   Seq

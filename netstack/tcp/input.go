@@ -384,6 +384,7 @@ func (e *Endpoint) processAck(seg *segment, now int64) {
 	if e.sackOK && o.NumSACK > 0 {
 		blocks = o.SACK[:o.NumSACK]
 	}
+	e.noteDelivered(ack, blocks)
 	newlySacked := e.sb.Update(ack, blocks)
 	if ack.GreaterThan(e.sndUna) {
 		acked := e.sndUna.Size(ack)
@@ -455,6 +456,18 @@ func (e *Endpoint) processAck(seg *segment, now int64) {
 		if dup {
 			e.dupAcks++
 			e.ctr.DupACKs++
+		}
+	}
+	if e.sb.InRecovery() && e.sqN > 0 {
+		// A lost retransmission (the idea of RACK, RFC 8985, for the
+		// segment at SND.UNA only): data sent after the hole was
+		// retransmitted has been delivered, with time to spare for
+		// reordering, so the retransmission was lost too. Resend it
+		// instead of waiting for the RTO.
+		h := e.sqAt(0)
+		reo := max(int64(e.rto.SRTT()/4), int64(time.Millisecond))
+		if h.rexmit && h.sentAt+reo < e.rackTs {
+			e.retransmitHead()
 		}
 	}
 	if !e.sb.InRecovery() && e.sndUna != e.sndMax &&
@@ -662,5 +675,26 @@ func (e *Endpoint) enterTimeWait(now int64) {
 	// Nothing can be sent any more: drop the send queue.
 	for e.sqN > 0 {
 		e.popSQ(nil, !e.orphan)
+	}
+}
+
+// noteDelivered advances rackTs with the transmission time of segments an
+// ACK shows delivered (cumulatively or by SACK). Retransmitted segments are
+// skipped: which transmission arrived is ambiguous.
+func (e *Endpoint) noteDelivered(ack Seq, blocks []SACKBlock) {
+	note := func(end Seq) {
+		if i := e.segIndex(end.Add(^uint32(0))); i >= 0 {
+			if s := e.sqAt(i); !s.rexmit && s.sentAt > e.rackTs {
+				e.rackTs = s.sentAt
+			}
+		}
+	}
+	if ack.GreaterThan(e.sndUna) {
+		note(ack)
+	}
+	for _, b := range blocks {
+		if b.End.GreaterThan(e.sndUna) && b.End.LessEq(e.sndMax) {
+			note(b.End)
+		}
 	}
 }

@@ -193,6 +193,7 @@ func (e *Endpoint) xmit(i int, rexmit bool) error {
 	e.ctr.SegsSent++
 	now := p.now()
 	e.lastSnd = now
+	s.sentAt = now
 	if rexmit {
 		s.rexmit = true
 		p.ctr.Retransmits++

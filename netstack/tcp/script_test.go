@@ -842,3 +842,43 @@ func TestWindowShrinksAsDataQueuesAndReopensOnRecv(t *testing.T) {
 		t.Fatalf("window update %d", u.Window())
 	}
 }
+
+func TestLostRetransmissionIsDetectedBySACK(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, iss := f.established(&tcp.Options{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	e.SetNoDelay(true)
+	mss := tcp.Seq(e.SndMSS())
+	for i := 0; i < 6; i++ {
+		f.push(e, payload(int(mss)), 0)
+	}
+	f.sent()
+	first := iss + 1
+	sack := func(end tcp.Seq) {
+		o := &tcp.Options{NumSACK: 1}
+		o.SACK[0] = tcp.SACKBlock{Start: first + mss, End: end}
+		f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: first, opts: o})
+	}
+	// Segment 1 is lost; 2..4 are SACKed: fast retransmit.
+	for i := tcp.Seq(2); i <= 4; i++ {
+		sack(first + i*mss)
+	}
+	r := f.sent()
+	if len(r) == 0 || r[0].Seq() != first {
+		t.Fatalf("no fast retransmit: %s", describe(r))
+	}
+	// More data goes out after the retransmission...
+	f.advance(5 * time.Millisecond)
+	f.push(e, payload(int(mss)), 0)
+	f.sent()
+	// ...and is SACKed while segment 1 is still missing: its
+	// retransmission was lost too, and it is sent again at once.
+	f.advance(5 * time.Millisecond)
+	sack(first + 7*mss)
+	r = f.sent()
+	if len(r) == 0 || r[0].Seq() != first {
+		t.Fatalf("lost retransmission not resent: %s", describe(r))
+	}
+	if c := e.Counters(); c.RTOs != 0 || c.Retransmits < 2 {
+		t.Fatalf("counters %+v", c)
+	}
+}

@@ -882,3 +882,26 @@ func TestLostRetransmissionIsDetectedBySACK(t *testing.T) {
 		t.Fatalf("counters %+v", c)
 	}
 }
+
+func TestFullSendBufferGivesEAGAINThenWritable(t *testing.T) {
+	f := newFx(t, tcp.Config{SndBuf: 3000})
+	e, iss := f.established(nil)
+	e.SetNoDelay(true)
+	f.push(e, payload(1000), 1)
+	f.push(e, payload(1000), 2)
+	f.push(e, payload(1000), 3)
+	b, _ := f.link.Alloc()
+	b.Len = 1000
+	if err := e.Send([]nic.Buf{b}, 4); err != unix.EAGAIN {
+		t.Fatalf("Send over SndBuf: %v", err)
+	}
+	f.link.Release(b.Frame)
+	f.sent()
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: iss + 2001})
+	if !f.h.has(7, tcp.EventWritable) {
+		t.Fatalf("no EventWritable: %v", f.h.events)
+	}
+	if err := f.h.done[2]; err != nil || len(f.h.done) != 2 {
+		t.Fatalf("done %v", f.h.done)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/demixdp/demixdp/netstack/nic"
+	"github.com/demixdp/demixdp/umem"
 	"golang.org/x/sys/unix"
 )
 
@@ -59,6 +60,12 @@ func (k *xskLink) Transmit(b nic.Buf, tag uint64) error {
 	k.inflight++
 	l.ctr.TxDescs++
 	return nil
+}
+
+// Busy reports whether the frame is on the TX ring, not yet completed.
+func (k *xskLink) Busy(f uint32) bool {
+	st := k.l.pool.State(f)
+	return st == umem.StateTX || st == umem.StateAwaitCompletion
 }
 
 func (k *xskLink) Ref(f uint32) {

@@ -91,7 +91,8 @@ func (l *LibOS) SegmentSize() int {
 // MaxDatagram, otherwise segments of SegmentSize bytes (the last shorter),
 // each in its own UMEM frame with headroom in front.
 // Errors: EINVAL (size <= 0 or more than MaxSegments*SegmentSize), ENOBUFS
-// (the UMEM has no free frame left), EBADF (the LibOS is closed).
+// (the UMEM is exhausted: SGAAlloc leaves a small reserve of frames for the
+// stack's own ACK, ARP and ICMP packets), EBADF (the LibOS is closed).
 //
 //demixdp:hotpath — allocates nothing once warmed up.
 func (l *LibOS) SGAAlloc(size int) (*SGA, error) {
@@ -104,6 +105,10 @@ func (l *LibOS) SGAAlloc(size int) (*SGA, error) {
 	}
 	if size <= l.stack.MaxPayload() {
 		seg = size // one datagram, one frame
+	}
+	if l.pool.Available()-(size+seg-1)/seg < l.reserve {
+		l.ctr.SGANoBufs++
+		return nil, unix.ENOBUFS
 	}
 	s := l.sgas.get(l)
 	hr := l.um.Headroom()

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/demixdp/demixdp/internal/lossy"
 	"github.com/demixdp/demixdp/internal/vethlab"
 	"github.com/demixdp/demixdp/libos"
 	"golang.org/x/sys/unix"
@@ -41,20 +42,58 @@ func tcpEchoServer(lib *libos.LibOS, addr netip.AddrPort, ready chan<- error, st
 	type conn struct {
 		pushes int
 		eof    bool
+		held   *libos.SGA // waiting for send-buffer room (EAGAIN)
 	}
 	conns := map[libos.QD]*conn{}
 	toks := []libos.QToken{acc}
+	// push echoes sga on qd; on EAGAIN it holds the SGA (and stops popping
+	// that connection, so its receive window closes) until a push
+	// completes.
+	push := func(qd libos.QD, c *conn, sga *libos.SGA) error {
+		qt, err := lib.Push(qd, sga)
+		if errors.Is(err, unix.EAGAIN) {
+			c.held = sga
+			return nil
+		}
+		lib.SGAFree(sga)
+		if err != nil {
+			return fmt.Errorf("push: %w", err)
+		}
+		c.pushes++
+		pop, err := lib.Pop(qd)
+		if err != nil {
+			return err
+		}
+		toks = append(toks, qt, pop)
+		return nil
+	}
+	closeConn := func(qd libos.QD) {
+		if c := conns[qd]; c != nil && c.held != nil {
+			lib.SGAFree(c.held)
+		}
+		lib.CloseQueue(qd)
+		delete(conns, qd)
+	}
 	for {
 		select {
 		case <-stop:
 			for qd := range conns {
-				lib.CloseQueue(qd)
+				closeConn(qd)
 			}
 			return lib.CloseQueue(lqd)
 		default:
 		}
-		i, r, err := lib.WaitAny(toks, 20*time.Millisecond)
+		i, r, err := lib.WaitAny(toks, 5*time.Millisecond)
 		if errors.Is(err, unix.ETIMEDOUT) {
+			// Pushes refused for lack of frames may go now.
+			for qd, c := range conns {
+				if sga := c.held; sga != nil {
+					c.held = nil
+					if err := push(qd, c, sga); err != nil {
+						return err
+					}
+				}
+			}
 			continue
 		}
 		if err != nil {
@@ -79,36 +118,29 @@ func tcpEchoServer(lib *libos.LibOS, addr netip.AddrPort, ready chan<- error, st
 				lib.SGAFree(r.SGA)
 				c.eof = true
 				if c.pushes == 0 {
-					lib.CloseQueue(r.QD)
-					delete(conns, r.QD)
+					closeConn(r.QD)
 				}
 				continue
 			}
-			qt, err := lib.Push(r.QD, r.SGA)
-			lib.SGAFree(r.SGA)
-			if err != nil {
-				return fmt.Errorf("push: %w", err)
-			}
-			c.pushes++
-			pop, err := lib.Pop(r.QD)
-			if err != nil {
+			if err := push(r.QD, c, r.SGA); err != nil {
 				return err
 			}
-			toks = append(toks, qt, pop)
 		case libos.OpPush:
 			c := conns[r.QD]
 			c.pushes--
-			if c.eof && c.pushes == 0 {
-				lib.CloseQueue(r.QD)
-				delete(conns, r.QD)
+			if c.held != nil {
+				sga := c.held
+				c.held = nil
+				if err := push(r.QD, c, sga); err != nil {
+					return err
+				}
+			}
+			if c.eof && c.pushes == 0 && c.held == nil {
+				closeConn(r.QD)
 			}
 		case libos.OpFailed:
-			if c, ok := conns[r.QD]; ok && !errors.Is(r.Err, unix.ECANCELED) {
-				_ = c
-				lib.CloseQueue(r.QD)
-				delete(conns, r.QD)
-				// Drop the connection's other tokens: they completed
-				// with ECANCELED and are consumed below as they come.
+			if _, ok := conns[r.QD]; ok && !errors.Is(r.Err, unix.ECANCELED) {
+				closeConn(r.QD) // its other tokens complete with ECANCELED
 			}
 		}
 	}
@@ -350,3 +382,240 @@ func TestTCPLibOSClientKernelServer(t *testing.T) {
 		t.Fatalf("the libOS received %d bytes, hash equal %v", n, bytes.Equal(k[1], got))
 	}
 }
+
+// TestTCPRefusedConnect: a SYN to a kernel port with no listener is
+// answered with RST and the connect fails with ECONNREFUSED.
+func TestTCPRefusedConnect(t *testing.T) {
+	lab, lib := labLibOS(t, libos.Dedicated, nil)
+	qd, _ := lib.Socket(libos.AF_INET, libos.SOCK_STREAM, 0)
+	ct, err := lib.Connect(qd, netip.AddrPortFrom(lab.AddrB.Addr(), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := lib.Wait(ct, 5*time.Second)
+	if err != nil || r.Opcode != libos.OpFailed || !errors.Is(r.Err, unix.ECONNREFUSED) {
+		t.Fatalf("connect to a closed port: %v %+v", err, r)
+	}
+	_, err = lib.Connect(qd, netip.AddrPortFrom(lab.AddrB.Addr(), 1))
+	if err == nil {
+		t.Fatal("reconnecting a failed queue succeeded")
+	}
+	// The kernel connecting to a libOS port nobody listens on gets RST
+	// (the echo server's loop drives the libOS meanwhile).
+	startEcho(t, lib, netip.AddrPortFrom(lab.AddrA.Addr(), 9))
+	var kerr error
+	lab.RunInB(func() error {
+		_, kerr = net.DialTimeout("tcp4", netip.AddrPortFrom(lab.AddrA.Addr(), 2).String(), 3*time.Second)
+		return nil
+	})
+	if !errors.Is(kerr, unix.ECONNREFUSED) {
+		t.Fatalf("kernel connect to a closed libOS port: %v", kerr)
+	}
+}
+
+// TestTCPHalfClose: the kernel client shuts down its side first; the libOS
+// server pops the end of stream, still sends, and the client reads it all.
+func TestTCPHalfClose(t *testing.T) {
+	lab, lib := labLibOS(t, libos.Dedicated, nil)
+	lqd, _ := lib.Socket(libos.AF_INET, libos.SOCK_STREAM, 0)
+	lib.Bind(lqd, netip.AddrPortFrom(lab.AddrA.Addr(), 80))
+	if err := lib.Listen(lqd, 8); err != nil {
+		t.Fatal(err)
+	}
+	acc, _ := lib.Accept(lqd)
+	type result struct {
+		data []byte
+		err  error
+	}
+	res := make(chan result, 1)
+	// The handshake needs the libOS loop (Wait below): dial in the
+	// background, from namespace B.
+	go lab.RunInB(func() error {
+		c, err := net.DialTCP("tcp4", nil, net.TCPAddrFromAddrPort(netip.AddrPortFrom(lab.AddrA.Addr(), 80)))
+		if err != nil {
+			res <- result{nil, err}
+			return err
+		}
+		defer c.Close()
+		c.Write([]byte("request"))
+		c.CloseWrite()
+		b, err := io.ReadAll(c)
+		res <- result{b, err}
+		return nil
+	})
+	r, err := lib.Wait(acc, 5*time.Second)
+	if err != nil || r.Opcode != libos.OpAccept {
+		t.Fatalf("accept: %v %+v", err, r)
+	}
+	qd := r.NewQD
+	var got []byte
+	for {
+		pop, _ := lib.Pop(qd)
+		r, err := lib.Wait(pop, 5*time.Second)
+		if err != nil || r.Opcode != libos.OpPop {
+			t.Fatalf("pop: %v %+v", err, r)
+		}
+		if len(r.SGA.Segs) == 0 {
+			lib.SGAFree(r.SGA)
+			break
+		}
+		got = append(got, r.SGA.Bytes()...)
+		lib.SGAFree(r.SGA)
+	}
+	if string(got) != "request" {
+		t.Fatalf("server read %q", got)
+	}
+	// The client's side is closed; ours is still open.
+	for i := 0; i < 3; i++ {
+		sga, _ := lib.SGAAlloc(8)
+		copy(sga.Segs[0], fmt.Sprintf("reply %d ", i))
+		qt, err := lib.Push(qd, sga)
+		lib.SGAFree(sga)
+		if err != nil {
+			t.Fatalf("push after the peer's FIN: %v", err)
+		}
+		if r, err := lib.Wait(qt, 5*time.Second); err != nil || r.Opcode != libos.OpPush {
+			t.Fatalf("push: %v %+v", err, r)
+		}
+	}
+	lib.CloseQueue(qd)
+	// Keep the loop running until the client saw our FIN.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case out := <-res:
+			if out.err != nil || string(out.data) != "reply 0 reply 1 reply 2 " {
+				t.Fatalf("client read %q, %v", out.data, out.err)
+			}
+			return
+		default:
+			p, _ := lib.Accept(lqd)
+			lib.Wait(p, time.Millisecond)
+		}
+	}
+	t.Fatal("the client never saw the server's FIN")
+}
+
+// TestTCPPeerResetOnUnreadData: a kernel peer that closes its socket with
+// unread data sends RST; the libOS's pending pop fails with ECONNRESET and
+// its pushes fail too.
+func TestTCPPeerResetOnUnreadData(t *testing.T) {
+	lab, lib := labLibOS(t, libos.Dedicated, nil)
+	srv := netip.AddrPortFrom(lab.AddrB.Addr(), 8081)
+	var ln *net.TCPListener
+	lab.RunInB(func() (err error) { ln, err = net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(srv)); return })
+	defer ln.Close()
+	accepted := make(chan *net.TCPConn, 1)
+	go func() { c, _ := ln.AcceptTCP(); accepted <- c }()
+	qd, _ := lib.Socket(libos.AF_INET, libos.SOCK_STREAM, 0)
+	ct, _ := lib.Connect(qd, srv)
+	if r, err := lib.Wait(ct, 5*time.Second); err != nil || r.Opcode != libos.OpConnect {
+		t.Fatalf("connect: %v %+v", err, r)
+	}
+	sga, _ := lib.SGAAlloc(100)
+	qt, _ := lib.Push(qd, sga)
+	lib.SGAFree(sga)
+	lib.Wait(qt, 5*time.Second)
+	kc := <-accepted
+	kc.Close() // 100 unread bytes: Linux sends RST
+	pop, _ := lib.Pop(qd)
+	r, err := lib.Wait(pop, 5*time.Second)
+	if err != nil || r.Opcode != libos.OpFailed || !errors.Is(r.Err, unix.ECONNRESET) {
+		t.Fatalf("pop after the peer's RST: %v %+v", err, r)
+	}
+	s2, _ := lib.SGAAlloc(10)
+	defer lib.SGAFree(s2)
+	if _, err := lib.Push(qd, s2); err == nil {
+		t.Fatal("push on a reset connection succeeded")
+	}
+}
+
+// TestTCPThousandConnections: 1,000 kernel connections at once, each
+// echoing its own data through the libOS server.
+func TestTCPThousandConnections(t *testing.T) {
+	lab, lib := labLibOS(t, libos.Dedicated, func(c *libos.Config) { c.Frames = 16384; c.RingSize = 2048 })
+	srv := netip.AddrPortFrom(lab.AddrA.Addr(), 7)
+	startTCPEcho(t, lib, srv)
+	const n = 1000
+	conns := make([]*net.TCPConn, n)
+	for i := range conns {
+		conns[i] = dialTCPB(t, lab, srv)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg := []byte(fmt.Sprintf("connection %04d says hello %s", i, bytes.Repeat([]byte{byte('a' + i%26)}, i%500)))
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			if _, err := c.Write(msg); err != nil {
+				errs <- err
+				return
+			}
+			c.CloseWrite()
+			got, err := io.ReadAll(c)
+			if err != nil || !bytes.Equal(got, msg) {
+				errs <- fmt.Errorf("connection %d: got %d bytes, %v", i, len(got), err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// withLoss attaches random loss to the peer's end of the lab veth (both
+// directions), for the rest of the test.
+func withLoss(t testing.TB, lab *vethlab.Lab, rate float64) *lossy.Loss {
+	t.Helper()
+	var l *lossy.Loss
+	if err := lab.RunInB(func() (err error) {
+		l, err = lossy.Attach(lab.IndexB, rate)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func TestTCPUnderLoss(t *testing.T) {
+	for _, rate := range []float64{0.01, 0.05} {
+		t.Run(fmt.Sprintf("%.0f%%", rate*100), func(t *testing.T) {
+			lab, lib := labLibOS(t, libos.Dedicated, nil)
+			// Kernel client to libOS server, both directions through
+			// the echo.
+			srv := netip.AddrPortFrom(lab.AddrA.Addr(), 7)
+			stop := startTCPEcho(t, lib, srv)
+			c := dialTCPB(t, lab, srv)
+			loss := withLoss(t, lab, rate)
+			start := time.Now()
+			streamEcho(t, c, tcpLossBytes, 5)
+			stop()
+			t.Logf("kernel client -> libOS echo, %d MB each way: %v", tcpLossBytes>>20, time.Since(start))
+
+			// libOS client to kernel server, both directions.
+			ksrv := netip.AddrPortFrom(lab.AddrB.Addr(), 8082)
+			done := kernelTCPServer(t, lab, ksrv, tcpLossBytes, 6)
+			start = time.Now()
+			sent, got, n := libosStream(t, lib, ksrv, tcpLossBytes, 7)
+			k := <-done
+			if !bytes.Equal(k[0], sent) || n != tcpLossBytes || !bytes.Equal(k[1], got) {
+				t.Fatalf("libOS client: hashes differ (received %d bytes)", n)
+			}
+			t.Logf("libOS client -> kernel server, %d MB each way: %v", tcpLossBytes>>20, time.Since(start))
+			cs, _ := lib.Counters()
+			lc, _ := loss.Counters()
+			if lc.Dropped == 0 || cs.TCP.Retransmits == 0 {
+				t.Fatalf("no loss happened: dropped %d, retransmits %d", lc.Dropped, cs.TCP.Retransmits)
+			}
+			t.Logf("dropped %d frames; libOS retransmits %d, fast recoveries %d, RTOs %d", lc.Dropped, cs.TCP.Retransmits, cs.TCP.FastRecoveries, cs.TCP.RTOs)
+		})
+	}
+}
+
+// tcpLossBytes is how much each direction carries under loss.
+const tcpLossBytes = 20 << 20

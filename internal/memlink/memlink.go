@@ -115,6 +115,9 @@ func (l *Link) Transmit(b nic.Buf, tag uint64) error {
 	return nil
 }
 
+// Busy implements nic.Link.
+func (l *Link) Busy(f uint32) bool { return l.inflight[f] }
+
 // Ref implements nic.Link.
 func (l *Link) Ref(f uint32) {
 	if l.refs[f] == 0 && !l.inflight[f] {

@@ -160,6 +160,9 @@ func (l *Link) errorf(format string, args ...any) {
 }
 
 // Ref implements nic.Link.
+// Busy implements nic.Link.
+func (l *Link) Busy(f uint32) bool { return l.inflight[f] }
+
 func (l *Link) Ref(f uint32) {
 	if int(f) >= len(l.refs) || l.refs[f] == 0 {
 		l.errorf("ref of free frame %d", f)

@@ -67,6 +67,10 @@ type Link interface {
 	// A frame may be queued again only after its transmission completed;
 	// until then Transmit fails with ErrTxFull.
 	Transmit(b Buf, tag uint64) error
+	// Busy reports whether the frame is still being transmitted: its bytes
+	// must not be rewritten (a zero-copy NIC may be reading them) and
+	// Transmit would fail with ErrTxFull.
+	Busy(frame uint32) bool
 	// Ref takes one more reference on a frame.
 	Ref(frame uint32)
 	// Release drops one reference; the last one returns the frame to the

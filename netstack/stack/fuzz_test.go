@@ -45,6 +45,8 @@ func FuzzInput(f *testing.F) {
 			c.IPMalformed + c.IPChecksum + c.IPOptions + c.IPFragments + c.IPTTLExpired + c.IPNotOurs +
 			c.IPUnknownProto + c.ICMPMalformed + c.ICMPIgnored + c.UDPMalformed + c.UDPChecksum +
 			c.UDPNoPort + c.UDPQueueFull
+		tc := s.TCP().Counters()
+		handled += tc.SegsIn + tc.Malformed + tc.BadChecksum
 		if handled == 0 && c.RxFrames == 1 {
 			// An ARP request or reply for us that needed no answer is
 			// the only silent case: it was still parsed as ARP.

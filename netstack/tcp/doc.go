@@ -48,12 +48,7 @@
 // frames; out-of-order segments are held with their frames, bounded by
 // ReasmCapacity pieces.
 //
-// Caveat: a retransmission rewrites the headers of a frame before
-// Transmit is asked to queue it; if the link still holds the frame's
-// previous transmission (Transmit then fails and the segment is retried),
-// those header bytes changed under it. The headers differ only in ACK,
-// window, timestamps and checksum; on a link that copies at Transmit (the
-// in-memory wire, AF_XDP copy mode after the kick) this is harmless, on
-// zero-copy AF_XDP it can at worst corrupt the old copy, which the peer
-// then drops by checksum.
+// A retransmission rewrites the headers in the frame's headroom, so it
+// waits until the link reports the frame's previous transmission complete
+// (nic.Link.Busy): a zero-copy NIC may still be reading those bytes.
 package tcp

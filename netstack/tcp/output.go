@@ -180,6 +180,12 @@ func (e *Endpoint) xmit(i int, rexmit bool) error {
 	p := e.p
 	s := e.sqAt(i)
 	b := s.b
+	if p.link.Busy(b.Frame) {
+		// Its previous transmission has not completed: rewriting the
+		// headers now could change bytes a zero-copy NIC is reading.
+		e.txStuck = true
+		return unix.EAGAIN
+	}
 	if !e.writeHeader(&b, s.seq, FlagACK|FlagPSH) {
 		return unix.EINVAL
 	}

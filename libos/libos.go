@@ -75,7 +75,9 @@ type Config struct {
 	// falls back to copy. LibOS.ZeroCopy reports the outcome.
 	XDPMode xdp.Mode
 	// Spin is how long Wait busy-polls after the last activity before
-	// blocking in poll(2). Default 50µs; negative means never spin.
+	// blocking in poll(2). Default 200µs, longer than a round trip on a
+	// local link, so a busy server or a client waiting for a reply never
+	// pays the ~20µs of a wake-up; negative means never spin.
 	Spin time.Duration
 	// Batch is the most descriptors handled per ring per loop turn
 	// (default 64).
@@ -128,7 +130,7 @@ func (c *Config) normalize() error {
 		return fmt.Errorf("libos: RingSize %d is not a power of two: %w", c.RingSize, unix.EINVAL)
 	}
 	if c.Spin == 0 {
-		c.Spin = 50 * time.Microsecond
+		c.Spin = 200 * time.Microsecond
 	}
 	if c.Spin < 0 {
 		c.Spin = 0
@@ -164,10 +166,11 @@ type LibOS struct {
 	reserve  int // free frames SGAAlloc leaves for the stack's own packets
 	inFill   int // frames currently posted to the fill ring
 
-	ops    opTable
-	queues []queue
-	freeQD []QD
-	sgas   sgaPool
+	ops     opTable
+	doneSeq uint64 // operations completed so far: run rescans tokens only when it moves
+	queues  []queue
+	freeQD  []QD
+	sgas    sgaPool
 
 	steerRefs map[steerKey]int // Shared mode: users of each steered port
 	unsteer   []delayedUnsteer // TCP ports to release later, oldest first

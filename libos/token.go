@@ -146,6 +146,7 @@ func (l *LibOS) completeOp(qt QToken, err error) {
 
 func (l *LibOS) finish(o *op, err error) {
 	o.state = opDone
+	l.doneSeq++
 	if err != nil {
 		o.res.Opcode, o.res.Err = OpFailed, err
 		if o.res.SGA != nil {

@@ -26,6 +26,7 @@ type driverFlags struct {
 	stack, iface, addr string
 	port               int
 	cpuprofile         string
+	spin               time.Duration
 }
 
 func (d *driverFlags) register(fs *flag.FlagSet) {
@@ -34,6 +35,7 @@ func (d *driverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.addr, "addr", "", "own address as IP/PREFIX (the kernel's for -stack kernel)")
 	fs.IntVar(&d.port, "port", 7777, "own port (servers: the service port, TCP: the first of three)")
 	fs.StringVar(&d.cpuprofile, "cpuprofile", "", "write a CPU profile here")
+	fs.DurationVar(&d.spin, "spin", 0, "libOS: busy-poll this long before sleeping (0: the libOS default, negative: never spin)")
 }
 
 func startProfile(path string) (stop func(), err error) {
@@ -133,6 +135,24 @@ func serverMain(tcpServer bool, args []string) error {
 			defer c.Close()
 			go func() { errc <- udpEchoPacket(c) }()
 		}
+	case "libos":
+		if !tcpServer {
+			return errors.New("the libOS UDP echo server is cmd/udp-echo")
+		}
+		lib, err := libos.New(libos.Config{Interface: d.iface, Addr: prefix, Mode: libos.Dedicated, Spin: d.spin})
+		if err != nil {
+			return err
+		}
+		defer lib.Close()
+		ready := make(chan struct{})
+		go func() {
+			errc <- libosTCPServer(lib, ap(0), func() { close(ready) }, stop)
+		}()
+		select {
+		case <-ready:
+		case err := <-errc:
+			return err
+		}
 	case "asavie":
 		if tcpServer {
 			return errors.New("asavie is a UDP reflector only")
@@ -154,11 +174,12 @@ func serverMain(tcpServer bool, args []string) error {
 	fmt.Printf("listening stack=%s addr=%s port=%d\n", d.stack, prefix.Addr(), d.port)
 	select {
 	case <-stopCh:
-		// The asavie loop polls stop; give it a moment to print.
+		// The asavie and libOS loops poll stop; give them a moment to
+		// finish (the libOS must be left before it is closed).
 		select {
 		case err := <-errc:
 			return err
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(500 * time.Millisecond):
 		}
 		return nil
 	case err := <-errc:
@@ -180,6 +201,7 @@ func clientMain(args []string) error {
 	duration := fs.Duration("duration", 0, "stop after this long (0: -n decides)")
 	bytes := fs.Int64("bytes", 1<<30, "tcp_bulk: bytes to stream")
 	samples := fs.String("samples", "", "write RTT samples here (int64 ns little endian)")
+	inflight := fs.Int("inflight", 64, "libOS tcp_bulk: pushes of up to 16 segments kept unacknowledged")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -247,14 +269,11 @@ func clientMain(args []string) error {
 			res, runErr = tcpWorkload(*workload, dial, *n, *warmup, *size, *duration, *bytes)
 		}
 	case "libos":
-		if *workload != "udp_rtt" && *workload != "udp_pps" {
-			return fmt.Errorf("libos: %s not available: the libOS has no SOCK_STREAM yet", *workload)
-		}
 		prefix, err := parsePrefix(d.addr)
 		if err != nil {
 			return err
 		}
-		lib, err := libos.New(libos.Config{Interface: d.iface, Addr: prefix, Mode: libos.Dedicated})
+		lib, err := libos.New(libos.Config{Interface: d.iface, Addr: prefix, Mode: libos.Dedicated, Spin: d.spin})
 		if err != nil {
 			return err
 		}
@@ -264,7 +283,21 @@ func clientMain(args []string) error {
 			return err
 		}
 		defer stopProf()
-		res, runErr = libosUDPClient(lib, netip.AddrPortFrom(prefix.Addr(), uint16(d.port)), rem, cfg)
+		switch *workload {
+		case "udp_rtt", "udp_pps":
+			res, runErr = libosUDPClient(lib, netip.AddrPortFrom(prefix.Addr(), uint16(d.port)), rem, cfg)
+		case "tcp_rtt":
+			res, runErr = libosTCPRTT(lib, remPort(tcpEcho), *n, *warmup, *size, *duration)
+		case "tcp_bulk":
+			res, runErr = libosTCPBulk(lib, remPort(tcpSink), *bytes, *duration, *inflight)
+		case "tcp_connect":
+			if *duration <= 0 {
+				*duration = time.Second
+			}
+			res, runErr = libosTCPConnect(lib, remPort(tcpAcceptClose), *duration)
+		default:
+			return fmt.Errorf("unknown workload %q", *workload)
+		}
 	default:
 		return fmt.Errorf("-stack %q: want kernel, gvisor or libos (the bare client is cmd/xdp-client)", d.stack)
 	}

@@ -1,0 +1,187 @@
+// Command tcp-echo is a zero-copy TCP echo server on the demixdp libOS: it
+// takes over one queue of an interface with AF_XDP, listens on IP:PORT and
+// sends every byte of every connection back by pushing the very SGA it
+// popped (a view of the received frame), freeing it right after the push.
+//
+// Run it inside the network namespace that holds the interface:
+//
+//	tcp-echo -iface IF -addr IP:PORT [-prefix 24] [-mode dedicated|shared]
+//	    [-gateway IP] [-frames N] [-spin D] [-backlog N] [-cpuprofile F]
+//
+// It serves many connections at once from one goroutine: one WaitAny over
+// the accept token and every connection's pop and push tokens. A push
+// refused with EAGAIN (send buffer full, or UMEM frames running low) is
+// held and retried, and that connection is not read until it goes, so no
+// byte is lost and the client is slowed by TCP flow control. When a client
+// closes its side, the connection is closed once everything has been echoed
+// and acknowledged.
+//
+// In dedicated mode the libOS owns IP (the kernel must not have it); in
+// shared mode IP is the kernel's too and only TCP to PORT (and the libOS's
+// connections) reaches the libOS.
+//
+// When it accepts connections it prints a line containing "listening". On
+// SIGINT or SIGTERM it closes the open connections, prints its counters as
+// "group: key=value ..." lines, closes the libOS (detaching the XDP
+// program), prints "detached" and exits 0. Setup errors exit 1.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/demixdp/demixdp/libos"
+	"golang.org/x/sys/unix"
+)
+
+// options are the command-line settings.
+type options struct {
+	iface      string
+	addr       string
+	prefix     int
+	mode       string
+	gateway    string
+	frames     int
+	spin       time.Duration
+	backlog    int
+	cpuprofile string
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.iface, "iface", "", "interface to take queue 0 of (required)")
+	flag.StringVar(&o.addr, "addr", "", "IPv4 address and TCP port to serve, IP:PORT (required)")
+	flag.IntVar(&o.prefix, "prefix", 24, "on-link prefix length of the address")
+	flag.StringVar(&o.mode, "mode", "dedicated", "dedicated (the libOS owns the address) or shared (the kernel's address)")
+	flag.StringVar(&o.gateway, "gateway", "", "next hop for off-link clients (optional)")
+	flag.IntVar(&o.frames, "frames", 0, "UMEM frames (0: the libOS default)")
+	flag.DurationVar(&o.spin, "spin", 0, "busy-poll this long after the last activity before sleeping in poll(2) (0: the libOS default, negative: never spin)")
+	flag.IntVar(&o.backlog, "backlog", 1024, "established connections waiting for accept (1-4096)")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
+	flag.Parse()
+	if err := run(o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "tcp-echo:", err)
+		os.Exit(1)
+	}
+}
+
+// config turns the options into a libOS configuration and the address to
+// listen on.
+func (o *options) config() (libos.Config, netip.AddrPort, error) {
+	var cfg libos.Config
+	if o.iface == "" {
+		return cfg, netip.AddrPort{}, errors.New("-iface is required")
+	}
+	ap, err := netip.ParseAddrPort(o.addr)
+	if err != nil || !ap.Addr().Is4() || ap.Addr().IsUnspecified() || ap.Port() == 0 {
+		return cfg, netip.AddrPort{}, fmt.Errorf("-addr %q: want an IPv4 IP:PORT", o.addr)
+	}
+	if o.prefix < 1 || o.prefix > 32 {
+		return cfg, netip.AddrPort{}, fmt.Errorf("-prefix %d: want 1-32", o.prefix)
+	}
+	mode, err := libos.ParseMode(o.mode)
+	if err != nil {
+		return cfg, netip.AddrPort{}, fmt.Errorf("-mode: %w", err)
+	}
+	if o.backlog < 1 || o.backlog > 4096 {
+		return cfg, netip.AddrPort{}, fmt.Errorf("-backlog %d: want 1-4096", o.backlog)
+	}
+	if o.frames < 0 {
+		return cfg, netip.AddrPort{}, fmt.Errorf("-frames %d: want >= 0", o.frames)
+	}
+	cfg = libos.Config{
+		Interface: o.iface,
+		Addr:      netip.PrefixFrom(ap.Addr(), o.prefix),
+		Mode:      mode,
+		Frames:    o.frames,
+		Spin:      o.spin,
+	}
+	if o.gateway != "" {
+		if cfg.Gateway, err = netip.ParseAddr(o.gateway); err != nil || !cfg.Gateway.Is4() {
+			return cfg, netip.AddrPort{}, fmt.Errorf("-gateway %q: not an IPv4 address", o.gateway)
+		}
+	}
+	return cfg, ap, nil
+}
+
+// openLibOS opens the libOS, retrying EBUSY for up to 3 seconds: when the
+// queue's previous owner has just exited, the kernel releases the queue
+// from deferred work shortly afterwards.
+func openLibOS(cfg libos.Config) (*libos.LibOS, error) {
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		lib, err := libos.New(cfg)
+		if err == nil || !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return lib, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func run(o options, out io.Writer) error {
+	cfg, ap, err := o.config()
+	if err != nil {
+		return err
+	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	var stop atomic.Bool
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		<-sigs
+		stop.Store(true)
+	}()
+
+	lib, err := openLibOS(cfg)
+	if err != nil {
+		return err
+	}
+	defer lib.Close()
+	lqd, err := lib.Socket(libos.AF_INET, libos.SOCK_STREAM, 0)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	if err := lib.Bind(lqd, ap); err != nil {
+		return fmt.Errorf("bind %v: %w", ap, err)
+	}
+	if err := lib.Listen(lqd, o.backlog); err != nil {
+		return fmt.Errorf("listen %v: %w", ap, err)
+	}
+	xmode := "copy"
+	if lib.ZeroCopy() {
+		xmode = "zerocopy"
+	}
+	fmt.Fprintf(out, "tcp-echo: listening on %v (%s) iface=%s mode=%v xdp=%s mtu=%d\n",
+		ap, cfg.Addr, cfg.Interface, cfg.Mode, xmode, lib.MTU())
+
+	s := newServer(lib, lqd)
+	loopErr := s.serve(&stop)
+
+	printCounters(out, lib, &s.ctr)
+	if cerr := lib.Close(); cerr != nil {
+		return errors.Join(loopErr, fmt.Errorf("close: %w", cerr))
+	}
+	fmt.Fprintln(out, "tcp-echo: detached")
+	return loopErr
+}

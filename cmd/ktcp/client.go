@@ -61,9 +61,9 @@ func pingpongMain(args []string) int {
 	}
 	seed := rand.Uint64()
 	type part struct {
-		rtts           []time.Duration
+		rtts            []time.Duration
 		sent, rcvd, bad int
-		err            error
+		err             error
 	}
 	parts := make([]part, *conns)
 	cs := make([]*net.TCPConn, *conns)

@@ -1,19 +1,12 @@
 package bpf
 
 import (
-	"errors"
 	"net/netip"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/demixdp/demixdp/internal/priv"
-	"golang.org/x/sys/unix"
 )
-
-// xdpMD mirrors struct xdp_md, the context of an XDP program.
-type xdpMD struct {
-	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
-}
 
 type outcome int
 
@@ -243,32 +236,7 @@ func TestRemovePortStopsSteering(t *testing.T) {
 	}
 }
 
-// BPF_PROG_TEST_RUN refuses frames shorter than 14 bytes. Older kernels
-// accepted them behind a block of XDP metadata (the program sees only what
-// follows it); kernel 6.18 refuses that too, and then this test skips: the
-// short-frame branch is only checked by the verifier's bounds tracking.
-func TestShortFrameIsMalformed(t *testing.T) {
-	for _, mode := range []Mode{Dedicated, Shared} {
-		s := loadForTest(t, mode)
-		setupAddrPorts(t, s)
-		for _, n := range []int{0, 1, 13} {
-			const meta = 16
-			data := append(make([]byte, meta), udpTo(ourAddr, 7)[:n]...)
-			before := counters(t, s)
-			_, err := s.Program().Run(&ebpf.RunOptions{
-				Data:    data,
-				Context: xdpMD{Data: meta, DataEnd: uint32(len(data))},
-			})
-			if errors.Is(err, unix.EINVAL) {
-				t.Skipf("kernel refuses a %d-byte test frame: %v", n, err)
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			after := counters(t, s)
-			if after.Malformed-before.Malformed != 1 || after.Passed-before.Passed != 1 {
-				t.Errorf("%v, %d-byte frame: counters %+v -> %+v", mode, n, before, after)
-			}
-		}
-	}
-}
+// Frames shorter than an Ethernet header cannot be tested here:
+// BPF_PROG_TEST_RUN refuses them (kernel 6.18 also behind XDP metadata) and
+// a veth pads them to 14 bytes. The short-frame branch exists because the
+// verifier demands the bounds check; it counts Malformed and passes.

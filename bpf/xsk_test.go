@@ -202,3 +202,8 @@ func TestLiveSteering(t *testing.T) {
 		}
 	})
 }
+
+// xdpMD mirrors struct xdp_md, the context of an XDP program.
+type xdpMD struct {
+	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
+}

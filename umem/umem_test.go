@@ -2,6 +2,7 @@ package umem
 
 import (
 	"errors"
+	"github.com/demixdp/demixdp/internal/priv"
 	"os"
 	"strconv"
 	"strings"
@@ -106,12 +107,13 @@ func TestHugePagesFallback(t *testing.T) {
 	}
 }
 
-// TestHugePagesMapped exercises the MAP_HUGETLB path when the system has
-// huge pages reserved (vm.nr_hugepages); it does not reserve any itself.
+// TestHugePagesMapped exercises the MAP_HUGETLB path. If the system has
+// fewer than two free huge pages it reserves two more for the test (root
+// only) and gives them back afterwards.
 func TestHugePagesMapped(t *testing.T) {
 	hp := hugePageSize()
 	if meminfo(t, "HugePages_Free:") < 2 {
-		t.Skip("fewer than 2 huge pages free (vm.nr_hugepages); MAP_HUGETLB path not exercised")
+		reserveHugePages(t, 2)
 	}
 	// 1.5 huge pages of frames: the mapping rounds up to 2.
 	n := hp * 3 / 2 / 2048
@@ -298,5 +300,24 @@ func TestFrameOfSlice(t *testing.T) {
 	v := mustNew(t, Config{FrameSize: fs, NumFrames: 4})
 	if _, _, ok := u.FrameOfSlice(v.Frame(1)); ok {
 		t.Error("frame of another UMEM accepted")
+	}
+}
+
+// reserveHugePages raises vm.nr_hugepages by n for the duration of the test.
+func reserveHugePages(t *testing.T, n int) {
+	t.Helper()
+	priv.Require(t, "reserving huge pages")
+	const knob = "/proc/sys/vm/nr_hugepages"
+	old, err := os.ReadFile(knob)
+	if err != nil {
+		priv.Unavailable(t, "no "+knob+": "+err.Error())
+	}
+	cur, _ := strconv.Atoi(strings.TrimSpace(string(old)))
+	if err := os.WriteFile(knob, []byte(strconv.Itoa(cur+n)), 0); err != nil {
+		priv.Unavailable(t, "cannot reserve huge pages: "+err.Error())
+	}
+	t.Cleanup(func() { os.WriteFile(knob, old, 0) })
+	if meminfo(t, "HugePages_Free:") < n {
+		priv.Unavailable(t, "the kernel could not reserve huge pages (memory fragmented?)")
 	}
 }

@@ -177,3 +177,90 @@ func BenchmarkWaitPoll(b *testing.B) {
 		lib.Wait(pop, 0)
 	}
 }
+
+// kernelTCPEchoRaw accepts one connection in namespace B and echoes it with
+// raw read/write system calls, which allocate nothing.
+func kernelTCPEchoRaw(t testing.TB, lab *vethlab.Lab, addr netip.AddrPort) {
+	t.Helper()
+	var lfd int
+	err := lab.RunInB(func() (err error) {
+		if lfd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0); err != nil {
+			return err
+		}
+		unix.SetsockoptInt(lfd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		if err = unix.Bind(lfd, &unix.SockaddrInet4{Addr: addr.Addr().As4(), Port: int(addr.Port())}); err != nil {
+			return err
+		}
+		return unix.Listen(lfd, 1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		fd, _, err := unix.Accept(lfd)
+		if err != nil {
+			return
+		}
+		defer unix.Close(fd)
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		buf := make([]byte, 4096)
+		for {
+			n, err := unix.Read(fd, buf)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || n == 0 {
+				return
+			}
+			if _, err := unix.Write(fd, buf[:n]); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { unix.Shutdown(lfd, unix.SHUT_RDWR); unix.Close(lfd) })
+}
+
+// TestTCPDatapathAllocatesNothing: a TCP request/response through the libOS
+// (Push, the ACK processing that completes it, Pop, SGAFree) allocates
+// nothing in steady state.
+func TestTCPDatapathAllocatesNothing(t *testing.T) {
+	lab, lib := labLibOS(t, libos.Dedicated, nil)
+	srv := netip.AddrPortFrom(lab.AddrB.Addr(), 7100)
+	kernelTCPEchoRaw(t, lab, srv)
+	qd, _ := lib.Socket(libos.AF_INET, libos.SOCK_STREAM, 0)
+	lib.SetNoDelay(qd, true)
+	ct, err := lib.Connect(qd, srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := lib.Wait(ct, 5*time.Second); err != nil || r.Opcode != libos.OpConnect {
+		t.Fatalf("connect: %v %+v", err, r)
+	}
+	sga, _ := lib.SGAAlloc(64)
+	roundTrip := func() {
+		qt, err := lib.Push(qd, sga)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for got < 64 {
+			pop, _ := lib.Pop(qd)
+			r, err := lib.Wait(pop, 5*time.Second)
+			if err != nil || r.Opcode != libos.OpPop || len(r.SGA.Segs) == 0 {
+				t.Fatalf("pop: %v %+v", err, r)
+			}
+			got += r.SGA.Len()
+			lib.SGAFree(r.SGA)
+		}
+		if r, err := lib.Wait(qt, 5*time.Second); err != nil || r.Opcode != libos.OpPush {
+			t.Fatalf("push: %v %+v", err, r)
+		}
+	}
+	for i := 0; i < 200; i++ {
+		roundTrip()
+	}
+	if allocs := testing.AllocsPerRun(2000, roundTrip); allocs != 0 {
+		t.Fatalf("TCP Push+Pop+ACK: %v allocations per round trip, want 0", allocs)
+	}
+	lib.SGAFree(sga)
+}

@@ -14,9 +14,11 @@ build:
 # DEMIXDP_REQUIRE_PRIV=1 makes a skip a failure). Afterwards no lab
 # namespace (prefix "dx") may be left behind.
 test:
+	@ip netns list 2>/dev/null | awk '/^dx/ {print $$1}' | sort > .netns-before || true
 	$(GO) test -count=1 -timeout 15m ./...
-	@if ip netns list 2>/dev/null | grep '^dx'; then \
-		echo "make test: network namespaces prefixed dx were left behind (above)" >&2; exit 1; fi
+	@ip netns list 2>/dev/null | awk '/^dx/ {print $$1}' | sort > .netns-after || true
+	@leaked=$$(comm -13 .netns-before .netns-after); rm -f .netns-before .netns-after; \
+	if [ -n "$$leaked" ]; then echo "make test: network namespaces left behind: $$leaked" >&2; exit 1; fi
 
 demo:
 	bash scripts/demo.sh

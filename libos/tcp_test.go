@@ -618,4 +618,4 @@ func TestTCPUnderLoss(t *testing.T) {
 }
 
 // tcpLossBytes is how much each direction carries under loss.
-const tcpLossBytes = 20 << 20
+const tcpLossBytes = 100 << 20

@@ -894,7 +894,7 @@ func TestHostileSYNFlood(t *testing.T) {
 	a4, b4 := lab.AddrA.Addr().As4(), lab.AddrB.Addr().As4()
 
 	const floodN = 6000
-	flooding := make(chan struct{})
+	flooding, firstLegit := make(chan struct{}), make(chan struct{})
 	floodDone := make(chan error, 1)
 	go func() {
 		rng := rand.New(rand.NewPCG(21, 22))
@@ -913,6 +913,9 @@ func TestHostileSYNFlood(t *testing.T) {
 			if i == 500 {
 				close(flooding)
 			}
+			if i == floodN/2 {
+				<-firstLegit // half the flood is still to come
+			}
 			if i%200 == 199 {
 				time.Sleep(2 * time.Millisecond) // bursts, not one line-rate blast the ring drops
 			}
@@ -920,24 +923,34 @@ func TestHostileSYNFlood(t *testing.T) {
 		floodDone <- nil
 	}()
 
-	// Legitimate clients while the flood goes on.
+	// Legitimate clients while the flood goes on: the first one before
+	// the flood's second half is sent, more until it ends (at most 10).
 	<-flooding
-	legit := 0
-	for ; legit < 10; legit++ {
+	var floodErr error
+	during, floodOver := 0, false
+clients:
+	for during < 10 {
 		c := dialTCPB(t, lab, la)
-		tcpEchoOnce(t, c, fmt.Sprintf("legitimate client %d during the flood %s", legit, strings.Repeat("x", legit*100)))
+		tcpEchoOnce(t, c, fmt.Sprintf("legitimate client %d during the flood %s", during, strings.Repeat("x", during*100)))
 		c.Close()
+		if during++; during == 1 {
+			close(firstLegit)
+		}
 		select {
-		case err := <-floodDone:
-			floodDone <- err
-			legit = 100 // the flood is over
+		case floodErr = <-floodDone:
+			floodOver = true
+			break clients
 		default:
 		}
 	}
-	if err := <-floodDone; err != nil {
-		t.Fatalf("flood: %v", err)
+	if !floodOver {
+		floodErr = <-floodDone
+	}
+	if floodErr != nil {
+		t.Fatalf("flood: %v", floodErr)
 	}
 	mid := srv.counters(t)
+	t.Logf("%d legitimate clients echoed during the flood", during)
 	// And after it.
 	c := dialTCPB(t, lab, la)
 	streamEcho(t, c, 1<<20, 23)

@@ -3,6 +3,7 @@ package tcp
 import (
 	"encoding/binary"
 	"errors"
+	"github.com/demixdp/demixdp/netstack/checksum"
 )
 
 // Sizes of the TCP header (RFC 9293 §3.1).
@@ -162,51 +163,16 @@ func (h Header) Encode(f *Fields) {
 // options and payload) over the IPv4 pseudo-header (RFC 9293 §3.1), treating
 // the checksum field as zero. Store it with SetChecksum.
 func (h Header) ComputeChecksum(src, dst [4]byte) uint16 {
-	s := pseudoSum(src, dst, len(h))
-	s = sum(h[:16], s)
-	s = sum(h[18:], s) // 18 is even: the word alignment is kept.
-	return ^fold(s)
+	s := checksum.PseudoIPv4(src, dst, ProtocolNumber, uint16(len(h)))
+	s = checksum.Sum(h[:16], s)
+	s = checksum.Sum(h[18:], s) // 18 is even: the word alignment is kept.
+	return ^checksum.Fold(s)
 }
 
 // VerifyChecksum reports whether the checksum field of h is correct for a
 // segment sent from src to dst.
 func (h Header) VerifyChecksum(src, dst [4]byte) bool {
-	return fold(sum(h, pseudoSum(src, dst, len(h)))) == 0xffff
-}
-
-// pseudoSum is the unfolded sum of the IPv4 pseudo-header for a TCP segment
-// of length n.
-func pseudoSum(src, dst [4]byte, n int) uint64 {
-	return uint64(binary.BigEndian.Uint16(src[0:])) + uint64(binary.BigEndian.Uint16(src[2:])) +
-		uint64(binary.BigEndian.Uint16(dst[0:])) + uint64(binary.BigEndian.Uint16(dst[2:])) +
-		ProtocolNumber + uint64(uint16(n))
-}
-
-// sum adds b as big-endian 16-bit words to acc without folding. It is kept
-// private so this package does not depend on netstack/checksum, which was
-// written at the same time; an odd trailing byte is padded with zero.
-func sum(b []byte, acc uint64) uint64 {
-	for len(b) >= 8 {
-		v := binary.BigEndian.Uint64(b)
-		acc += v>>48 + v>>32&0xffff + v>>16&0xffff + v&0xffff
-		b = b[8:]
-	}
-	for len(b) >= 2 {
-		acc += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc += uint64(b[0]) << 8
-	}
-	return acc
-}
-
-// fold reduces a 64-bit accumulator to a 16-bit ones'-complement sum.
-func fold(acc uint64) uint16 {
-	for acc > 0xffff {
-		acc = acc>>16 + acc&0xffff
-	}
-	return uint16(acc)
+	return checksum.Fold(checksum.Sum(h, checksum.PseudoIPv4(src, dst, ProtocolNumber, uint16(len(h))))) == 0xffff
 }
 
 // Option kinds (RFC 9293 §3.2, RFC 7323, RFC 2018).

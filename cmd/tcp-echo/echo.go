@@ -269,12 +269,40 @@ func (s *server) closeConn(c *conn) {
 	s.active--
 }
 
-// shutdown closes every open connection and the listener.
+// linger is how long shutdown keeps the event loop running after closing
+// the connections, so their FINs (and data still unacknowledged) go out
+// before the libOS is closed.
+const linger = 200 * time.Millisecond
+
+// shutdown closes every open connection, runs the event loop for linger
+// (closing any connection accepted meanwhile at once), then closes the
+// listener.
 func (s *server) shutdown() {
 	for _, c := range s.byQD {
 		if c != nil && !c.closed {
 			s.ctr.Aborted++
 			s.closeConn(c)
+		}
+	}
+	deadline := time.Now().Add(linger)
+	for len(s.toks) > 0 && time.Now().Before(deadline) {
+		i, r, err := s.lib.WaitAny(s.toks, time.Until(deadline))
+		if err != nil {
+			break
+		}
+		c := s.owners[i]
+		s.remove(i)
+		if c != nil {
+			s.completed(c, r)
+			continue
+		}
+		if r.Opcode == libos.OpAccept {
+			s.ctr.Accepted++
+			s.ctr.Aborted++
+			s.lib.CloseQueue(r.NewQD)
+		}
+		if acc, err := s.lib.Accept(s.lqd); err == nil {
+			s.add(acc, nil)
 		}
 	}
 	s.lib.CloseQueue(s.lqd)

@@ -512,7 +512,7 @@ func injectBarrier(t testing.TB, s *ctlEcho, in *injector) libos.Counters {
 
 // drops sums the counters of segments the TCP engine refused.
 func tcpDropCount(c tcp.Counters) uint64 {
-	return c.Malformed + c.BadChecksum + c.OutOfWindow + c.PAWSDropped + c.BadACK + c.ChallengeACKs + c.ChallengeLimited
+	return c.Malformed + c.NoACK + c.BadChecksum + c.OutOfWindow + c.PAWSDropped + c.BadACK + c.ChallengeACKs + c.ChallengeLimited
 }
 
 // tcpCounterChanges lists the TCP counters that differ between b and a.
@@ -633,12 +633,8 @@ func TestHostileBadChecksum(t *testing.T) {
 // into an established connection with its exact sequence numbers, are each
 // dropped and counted; SYN in the window draws a challenge ACK (RFC 5961
 // §4); the connection keeps echoing exactly what the kernel sent.
-//
-// BUG (netstack/tcp input.go, Endpoint.input): a segment without ACK and
-// without SYN/RST ("no flags", FIN without ACK, FIN|PSH|URG) is dropped at
-// `if !f.Has(FlagACK) { return false }` without any counter moving, so the
-// cases marked uncounted fail here. Proposed fix: count them (Malformed, or
-// a new NoACK counter) at that return.
+// A segment without ACK, SYN or RST ("no flags", FIN without ACK,
+// FIN|PSH|URG) is counted in NoACK (this test found it dropped uncounted).
 func TestHostileImpossibleFlags(t *testing.T) {
 	t.Parallel()
 	h := newHostileLab(t, nil)
@@ -647,17 +643,17 @@ func TestHostileImpossibleFlags(t *testing.T) {
 		flags     tcp.Flags
 		payload   string
 		challenge bool   // answered by a challenge ACK
-		bug       string // a known bug this case demonstrates (see the doc comment)
+		bug       string // where the drop is counted, for the failure message
 	}{
 		{"SYN+FIN", tcp.FlagSYN | tcp.FlagFIN, "", false, ""},
 		{"SYN+FIN+ACK with data", tcp.FlagSYN | tcp.FlagFIN | tcp.FlagACK, "SYNFIN", false, ""},
 		{"SYN+RST", tcp.FlagSYN | tcp.FlagRST, "", false, ""},
 		{"SYN+RST+ACK", tcp.FlagSYN | tcp.FlagRST | tcp.FlagACK, "", false, ""},
 		{"all flags", 0xff, "ALLFLAGS", false, ""},
-		{"no flags with data", 0, "NOFLAGS", false, "BUG: no ACK flag, dropped uncounted in tcp.Endpoint.input"},
-		{"no flags empty", 0, "", false, "BUG: no ACK flag, dropped uncounted in tcp.Endpoint.input"},
-		{"FIN without ACK", tcp.FlagFIN, "", false, "BUG: no ACK flag, dropped uncounted in tcp.Endpoint.input"},
-		{"FIN+PSH+URG without ACK", tcp.FlagFIN | tcp.FlagPSH | tcp.FlagURG, "XMAS", false, "BUG: no ACK flag, dropped uncounted in tcp.Endpoint.input"},
+		{"no flags with data", 0, "NOFLAGS", false, "counted in NoACK"},
+		{"no flags empty", 0, "", false, "counted in NoACK"},
+		{"FIN without ACK", tcp.FlagFIN, "", false, "counted in NoACK"},
+		{"FIN+PSH+URG without ACK", tcp.FlagFIN | tcp.FlagPSH | tcp.FlagURG, "XMAS", false, "counted in NoACK"},
 		{"SYN in window", tcp.FlagSYN, "", true, ""},
 	}
 	for i, tc := range cases {

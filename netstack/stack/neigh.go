@@ -25,6 +25,7 @@ type neighEntry struct {
 	expires    int64 // reachable: end of validity
 	nextRetry  int64 // incomplete: time of the next request (or table read)
 	deadline   int64 // incomplete: give up at this time
+	nextARP    int64 // incomplete, Shared mode: our own fallback request
 	refreshing bool  // reachable: a refresh request is out
 }
 
@@ -187,9 +188,13 @@ func (t *neighTable) hold(b *nic.Buf, hop [4]byte, tag uint64) error {
 func (t *neighTable) startResolve(e *neighEntry, now int64) {
 	if t.s.cfg.Mode == Shared && t.s.cfg.Neighbors != nil {
 		// The kernel owns ARP on a shared address: ask it, then re-read
-		// its table often until the deadline.
+		// its table often until the deadline. Our own request goes out
+		// too, as a fallback: its reply reaches the kernel (ARP is not
+		// steered) and completes the entry the kernel is resolving.
 		t.s.cfg.Neighbors.Resolve(e.ip)
+		t.sendRequest(e.ip, ethernet.Broadcast)
 		e.nextRetry = now + t.sharedPoll()
+		e.nextARP = now + int64(t.cfg.RetryInterval)
 		return
 	}
 	t.sendRequest(e.ip, ethernet.Broadcast)
@@ -226,6 +231,10 @@ func (t *neighTable) tick(now int64) {
 		}
 		if t.s.cfg.Mode == Shared && t.s.cfg.Neighbors != nil {
 			e.nextRetry = now + t.sharedPoll()
+			if now >= e.nextARP {
+				t.sendRequest(e.ip, ethernet.Broadcast)
+				e.nextARP = now + int64(t.cfg.RetryInterval)
+			}
 		} else {
 			t.sendRequest(e.ip, ethernet.Broadcast)
 			e.nextRetry = now + int64(t.cfg.RetryInterval)

@@ -463,3 +463,50 @@ func TestSteadyStateAllocatesNothing(t *testing.T) {
 		t.Fatalf("%v allocations per echo", allocs)
 	}
 }
+
+// TestOffLinkGoesThroughGateway: a datagram to an address outside the
+// prefix is resolved and sent to the gateway's MAC, with the final
+// destination in the IPv4 header.
+func TestOffLinkGoesThroughGateway(t *testing.T) {
+	link := memlink.New(16, 2048, 256)
+	s, err := stack.New(link, &nic.VirtualClock{T: 1}, &notes{}, stack.Config{
+		Addr:    netip.MustParsePrefix("198.51.100.1/24"),
+		Gateway: netip.MustParseAddr("198.51.100.254"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwMAC := ethernet.Addr{0x02, 0, 0, 0, 0, 0xfe}
+	gwIP := [4]byte{198, 51, 100, 254}
+	ep := s.NewUDP(1)
+	b, _ := link.Alloc()
+	b.Len = copy(b.Data[b.Off:], "far")
+	if err := ep.Send(b, netip.MustParseAddrPort("203.0.113.9:53"), 3); err != nil {
+		t.Fatal(err)
+	}
+	link.Release(b.Frame)
+	out := link.Complete()
+	if len(out) != 1 {
+		t.Fatalf("%d frames, want one ARP request", len(out))
+	}
+	eth, _ := ethernet.Parse(out[0].Bytes)
+	a, err := arp.Parse(eth.Payload())
+	if err != nil || a.TargetIP() != gwIP {
+		t.Fatalf("ARP request is not for the gateway: %v", err)
+	}
+	s.Input(link.Inject(arpFrame(arp.OpReply, gwMAC, gwIP, ourMAC, ourIP, ourMAC)))
+	out = link.Complete()
+	if len(out) != 1 {
+		t.Fatalf("%d frames after the gateway answered", len(out))
+	}
+	eth, _ = ethernet.Parse(out[0].Bytes)
+	ip, err := ipv4.Parse(eth.Payload())
+	if err != nil || eth.Dst() != gwMAC || ip.Dst() != [4]byte{203, 0, 113, 9} {
+		t.Fatalf("datagram: dst MAC %v, dst IP %v, %v", eth.Dst(), ip.Dst(), err)
+	}
+	if _, err := stack.New(link, &nic.VirtualClock{}, &notes{}, stack.Config{
+		Addr: netip.MustParsePrefix("198.51.100.1/24"), Gateway: netip.MustParseAddr("203.0.113.1"),
+	}); !errors.Is(err, stack.ErrConfig) {
+		t.Fatalf("a gateway outside the prefix: %v", err)
+	}
+}

@@ -67,6 +67,8 @@ func (l *Endpoint) listenInput(t *Tuple, seg *segment) bool {
 		l.synRcvd++
 		return c.input(seg)
 	case !f.Has(FlagSYN):
+		// Neither RST, ACK nor SYN: RFC 9293 §3.10.7.2 drops it.
+		p.ctr.NoACK++
 		return false
 	}
 	// A SYN.
@@ -206,6 +208,9 @@ func (e *Endpoint) input(seg *segment) bool {
 		return false
 	}
 	if !f.Has(FlagACK) {
+		// RFC 9293 §3.10.7.4, fifth check: "if the ACK bit is off, drop
+		// the segment".
+		p.ctr.NoACK++
 		return false
 	}
 	// TS.Recent (RFC 7323 §4.3).

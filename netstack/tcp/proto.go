@@ -138,6 +138,7 @@ type Counters struct {
 	RTOs             uint64 // retransmission timer expiries
 	FastRecoveries   uint64 // entries into fast recovery
 	Malformed        uint64 // dropped: truncated, bad data offset or options
+	NoACK            uint64 // dropped: no ACK, SYN or RST flag where one is required
 	BadChecksum      uint64 // dropped: bad checksum
 	NoPort           uint64 // segments for no connection or listener (answered by RST unless RST)
 	RSTsOut          uint64 // resets sent

@@ -202,6 +202,7 @@ func clientMain(args []string) error {
 	bytes := fs.Int64("bytes", 1<<30, "tcp_bulk: bytes to stream")
 	samples := fs.String("samples", "", "write RTT samples here (int64 ns little endian)")
 	inflight := fs.Int("inflight", 64, "libOS tcp_bulk: pushes of up to 16 segments kept unacknowledged")
+	idleProbe := fs.Bool("idle-probe", false, "kernel udp_rtt/tcp_rtt: after the run print \"warm\", then time one more exchange on the same socket for every line read on stdin (see idleProbes)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -225,14 +226,28 @@ func clientMain(args []string) error {
 		dial := func(off int) dialer {
 			return func() (net.Conn, error) { return net.DialTCP("tcp4", nil, net.TCPAddrFromAddrPort(remPort(off))) }
 		}
-		switch *workload {
-		case "udp_rtt", "udp_pps":
+		switch {
+		case *workload == "udp_rtt" || *workload == "udp_pps":
 			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(rem))
 			if err != nil {
 				return err
 			}
+			defer c.Close()
 			res, runErr = udpClient(c, cfg)
-			c.Close()
+			if runErr == nil && *idleProbe {
+				runErr = idleProbes(c, cfg.size)
+			}
+		case *workload == "tcp_rtt" && *idleProbe:
+			c, err := dial(tcpEcho)()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.(*net.TCPConn).SetNoDelay(true)
+			res, runErr = tcpRTTOn(c, *n, *warmup, *size, *duration)
+			if runErr == nil {
+				runErr = idleProbes(c, *size)
+			}
 		default:
 			res, runErr = tcpWorkload(*workload, dial, *n, *warmup, *size, *duration, *bytes)
 		}
@@ -311,9 +326,10 @@ func clientMain(args []string) error {
 	}
 	s := slices.Clone(res.samples)
 	slices.Sort(s)
-	fmt.Printf("result workload=%s stack=%s rate=%.4f received=%d lost=%d p50_us=%.2f p99_us=%.2f p999_us=%.2f samples=%d elapsed_s=%.3f\n",
+	fmt.Printf("result workload=%s stack=%s rate=%.4f received=%d lost=%d p50_us=%.2f p99_us=%.2f p999_us=%.2f samples=%d elapsed_s=%.3f",
 		*workload, d.stack, res.rate, res.received, res.lost, usOf(pct(s, 0.5)), usOf(pct(s, 0.99)), usOf(pct(s, 0.999)),
 		len(s), res.elapsed.Seconds())
+	fmt.Println()
 	return nil
 }
 

@@ -68,11 +68,15 @@ func libosTCPServer(lib *libos.LibOS, base netip.AddrPort, ready func(), stop *a
 		*c = libosConn{}
 		lib.CloseQueue(qd) // its pending tokens complete with ECANCELED
 	}
+	// held counts refused pushes since the last retry sweep (an upper
+	// bound on the connections holding one).
+	held := 0
 	// push sends sga on qd and asks for the next data; EAGAIN holds it.
 	push := func(qd libos.QD, c *libosConn, sga *libos.SGA, popNext bool) error {
 		qt, err := lib.Push(qd, sga)
 		if errors.Is(err, unix.EAGAIN) {
 			c.held = sga
+			held++
 			return nil
 		}
 		lib.SGAFree(sga)
@@ -110,13 +114,26 @@ func libosTCPServer(lib *libos.LibOS, base netip.AddrPort, ready func(), stop *a
 		}
 	}()
 	for !stop.Load() {
-		i, r, err := lib.WaitAny(toks, 5*time.Millisecond)
+		// Poll for held pushes often; otherwise wake only to check stop
+		// (an idle server must cost next to nothing).
+		timeout := 100 * time.Millisecond
+		if held > 0 {
+			timeout = time.Millisecond
+		}
+		i, r, err := lib.WaitAny(toks, timeout)
 		if errors.Is(err, unix.ETIMEDOUT) {
+			if held == 0 {
+				continue
+			}
 			// Pushes refused for lack of frames may go now.
+			held = 0
 			for qd := range conns {
 				if c := &conns[qd]; c.open {
 					if err := retryHeld(libos.QD(qd), c); err != nil {
 						return err
+					}
+					if c.held != nil {
+						held++
 					}
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -46,6 +47,18 @@ type harness struct {
 	figures map[string]map[string]map[string][]float64 // workload -> stack -> metric -> rounds
 	samples map[string][]int64                         // udp_rtt pair stacks -> all RTT samples
 	notes   []string
+	load0   string // /proc/loadavg when the run started
+}
+
+// loadavg is the first three fields of /proc/loadavg: other work on this
+// shared machine shows up here and in the spread of the rounds.
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func runMain(args []string) error {
@@ -363,37 +376,58 @@ func (h *harness) udpRound(l lab, round int) {
 	}
 }
 
-// tcpRound measures the kernel pair (offloads off and on), the gVisor
-// pair and a kernel client against gVisor.
+// tcpRound measures the kernel pair (offloads off and on), the libOS
+// against the kernel server, the gVisor pair, a kernel client against
+// gVisor, the libOS pair and a kernel client against the libOS.
 func (h *harness) tcpRound(l, lo lab, round int) {
-	d := h.bin["dxbench"]
+	d, w := h.bin["dxbench"], h.o.work
 	type cfg struct {
 		name   string
 		lab    lab
-		server []string
+		server []string // nil: the previous configuration's server
 		client []string // without -workload
 		loads  []string
+		keep   bool // the next configuration uses this server
 	}
 	all := []string{"tcp_rtt", "tcp_connect", "tcp_bulk"}
+	libosClient := func(remote string, prof string) []string {
+		a := []string{d, "client", "-stack", "libos", "-iface", l["IFB"], "-addr", "198.51.100.22/24", "-port", "9000", "-remote", remote}
+		if prof != "" {
+			a = append(a, "-cpuprofile", filepath.Join(w, prof))
+		}
+		return a
+	}
 	cfgs := []cfg{
 		{"kernel", l, []string{d, "tcp-server", "-stack", "kernel", "-addr", l["ADDRA"], "-port", "7001"},
-			[]string{d, "client", "-stack", "kernel", "-remote", l["A"] + ":7001"}, all},
+			[]string{d, "client", "-stack", "kernel", "-remote", l["A"] + ":7001"}, all, true},
+		{"libos_client/kernel", l, nil, libosClient(l["A"]+":7001", ""), all, false},
 		{"kernel_offload", lo, []string{d, "tcp-server", "-stack", "kernel", "-addr", lo["ADDRA"], "-port", "7001"},
-			[]string{d, "client", "-stack", "kernel", "-remote", lo["A"] + ":7001"}, []string{"tcp_bulk"}},
+			[]string{d, "client", "-stack", "kernel", "-remote", lo["A"] + ":7001"}, []string{"tcp_bulk"}, false},
 		{"gvisor", l, []string{d, "tcp-server", "-stack", "gvisor", "-iface", l["IFA"], "-addr", "198.51.100.31/24", "-port", "7001"},
-			[]string{d, "client", "-stack", "gvisor", "-iface", l["IFB"], "-addr", "198.51.100.32/24", "-port", "9000", "-remote", "198.51.100.31:7001"}, all},
+			[]string{d, "client", "-stack", "gvisor", "-iface", l["IFB"], "-addr", "198.51.100.32/24", "-port", "9000", "-remote", "198.51.100.31:7001"}, all, true},
 		{"kernel_client/gvisor", l, nil,
-			[]string{d, "client", "-stack", "kernel", "-remote", "198.51.100.31:7001"}, all},
+			[]string{d, "client", "-stack", "kernel", "-remote", "198.51.100.31:7001"}, all, false},
+		{"libos", l, []string{d, "tcp-server", "-stack", "libos", "-iface", l["IFA"], "-addr", "198.51.100.21/24", "-port", "7001",
+			"-cpuprofile", filepath.Join(w, "libos-tcp-server.pprof")},
+			libosClient("198.51.100.21:7001", "libos-client-tcp.pprof"), all, true},
+		{"kernel_client/libos", l, nil,
+			[]string{d, "client", "-stack", "kernel", "-remote", "198.51.100.21:7001"}, all, false},
 	}
+	skip := false // the server of a shared pair failed
 	for _, c := range cfgs {
 		h.logf("round %d tcp %s", round, c.name)
 		if c.server != nil {
+			skip = false
 			if err := h.startServer(c.lab["NSA"], c.server...); err != nil {
 				h.note("round %d: tcp %s server: %v", round, c.name, err)
-				continue
+				skip = true
 			}
 		}
 		for _, wl := range c.loads {
+			if skip {
+				h.recordTCP(wl, c.name, nil)
+				continue
+			}
 			argv := append(append([]string{}, c.client...), "-workload", wl, "-n", strconv.Itoa(h.o.rttN/2))
 			switch wl {
 			case "tcp_bulk":
@@ -401,50 +435,78 @@ func (h *harness) tcpRound(l, lo lab, round int) {
 			case "tcp_connect":
 				argv = append(argv, "-duration", h.o.connTime.String())
 			}
+			if i := slices.Index(argv, "-cpuprofile"); i >= 0 && wl != "tcp_bulk" {
+				argv = slices.Delete(argv, i, i+2) // profile the bulk transfer only
+			}
 			kv, err := h.client(c.lab["NSB"], 60*time.Second, argv...)
 			if err != nil {
 				h.note("round %d: %s %s: %v", round, wl, c.name, err)
 			}
-			switch wl {
-			case "tcp_rtt":
-				h.record(wl, c.name, "p50_us", num(kv, "p50_us"))
-				h.record(wl, c.name, "p99_us", num(kv, "p99_us"))
-			case "tcp_bulk":
-				h.record(wl, c.name, "gbps", num(kv, "rate"))
-			case "tcp_connect":
-				h.record(wl, c.name, "cps", num(kv, "rate"))
-			}
+			h.recordTCP(wl, c.name, kv)
 		}
-		if c.name != "gvisor" { // kernel_client/gvisor reuses the gVisor server
+		if !c.keep {
 			h.stopServer()
 		}
 	}
 	h.stopServer()
 }
 
-// cpuTicks is utime+stime of pid in clock ticks.
-func cpuTicks(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
+// recordTCP records one TCP measurement (kv nil: failed).
+func (h *harness) recordTCP(wl, stack string, kv map[string]string) {
+	switch wl {
+	case "tcp_rtt":
+		h.record(wl, stack, "p50_us", num(kv, "p50_us"))
+		h.record(wl, stack, "p99_us", num(kv, "p99_us"))
+	case "tcp_bulk":
+		h.record(wl, stack, "gbps", num(kv, "rate"))
+	case "tcp_connect":
+		h.record(wl, stack, "cps", num(kv, "rate"))
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
-	}
-	u, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return u + st, nil
 }
 
-const clockTicks = 100 // USER_HZ on Linux
+// cpuTime is the CPU time pid's threads have run, from the scheduler's
+// nanosecond accounting (/proc/PID/task/*/schedstat); utime+stime in
+// /proc/PID/stat only counts 10 ms ticks, which is 0.2% of a 5 s window.
+func cpuTime(pid int) (time.Duration, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, fmt.Errorf("no /proc/%d/task/*/schedstat: %v", pid, err)
+	}
+	var sum int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread exited
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", t, err)
+		}
+		sum += ns
+	}
+	return time.Duration(sum), nil
+}
 
-// idleRound measures each UDP server's CPU share while idle, then the RTT
-// of the first request after the idle period.
+// idleServer is a server measured by idle_cpu and how to reach it.
+type idleServer struct {
+	name     string
+	server   []string
+	workload string // the kernel client's: udp_rtt or tcp_rtt
+	remote   string
+}
+
+// idleRound measures each echo server's CPU share while idle, then the RTT
+// of its first request after the idle period. The client is a kernel
+// client that has just made 2000 exchanges on the same socket (ARP, route,
+// connection and both processes are warm) and waits on stdin; the harness
+// samples the server's CPU time, sleeps through the window, samples again
+// and tells the client to send.
 func (h *harness) idleRound(l lab) map[string]map[string]float64 {
-	res := map[string]map[string]float64{}
+	var servers []idleServer
 	for _, s := range h.udpServers(l) {
 		srv := s.server
 		if s.name == "reflector" { // its default: spin 50us, then sleep (not -busy)
@@ -453,31 +515,130 @@ func (h *harness) idleRound(l lab) map[string]map[string]float64 {
 		if i := slices.Index(srv, "-cpuprofile"); i >= 0 { // keep the loaded run's profile
 			srv = slices.Delete(slices.Clone(srv), i, i+2)
 		}
-		if err := h.startServer(l["NSA"], srv...); err != nil {
+		servers = append(servers, idleServer{s.name, srv, "udp_rtt", s.remote})
+	}
+	d := h.bin["dxbench"]
+	servers = append(servers,
+		idleServer{"libos_tcp", []string{d, "tcp-server", "-stack", "libos", "-iface", l["IFA"], "-addr", "198.51.100.21/24", "-port", "7001"},
+			"tcp_rtt", "198.51.100.21:7001"},
+		idleServer{"kernel_tcp", []string{d, "tcp-server", "-stack", "kernel", "-addr", l["ADDRA"], "-port", "7001"},
+			"tcp_rtt", l["A"] + ":7001"})
+	res := map[string]map[string]float64{}
+	for _, s := range servers {
+		h.logf("idle_cpu %s", s.name)
+		if err := h.startServer(l["NSA"], s.server...); err != nil {
 			h.note("idle_cpu %s: %v", s.name, err)
 			continue
 		}
-		// One exchange first (ARP, warm caches), then silence.
-		remote := s.remote
-		h.client(l["NSB"], 10*time.Second, h.bin["dxbench"], "client", "-remote", remote, "-n", "10", "-warmup", "0")
-		pid := h.server.Process.Pid
-		t0, err := cpuTicks(pid)
-		start := time.Now()
-		time.Sleep(h.o.idle)
-		t1, err2 := cpuTicks(pid)
-		el := time.Since(start).Seconds()
-		if err != nil || err2 != nil {
-			h.note("idle_cpu %s: %v %v", s.name, err, err2)
-		} else {
-			res[s.name] = map[string]float64{"cpu_share": (t1 - t0) / clockTicks / el}
+		m, err := h.idleOne(l, s)
+		if err != nil {
+			h.note("idle_cpu %s: %v", s.name, err)
 		}
-		kv, err := h.client(l["NSB"], 10*time.Second, h.bin["dxbench"], "client", "-remote", remote, "-n", "1", "-warmup", "0")
-		if err == nil && res[s.name] != nil {
-			res[s.name]["first_rtt_us"] = num(kv, "p50_us")
+		if m != nil {
+			res[s.name] = m
 		}
 		h.stopServer()
 	}
 	return res
+}
+
+// idleProbeCount is how many first requests idle_cpu times per server.
+const idleProbeCount = 5
+
+func (h *harness) idleOne(l lab, s idleServer) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.o.idle+idleProbeCount*time.Second+30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l["NSB"], h.bin["dxbench"], "client", "-stack", "kernel",
+		"-workload", s.workload, "-remote", s.remote, "-n", "2000", "-warmup", "100", "-idle-probe")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	sc := bufio.NewScanner(stdout)
+	warm := false
+	for !warm && sc.Scan() {
+		warm = sc.Text() == "warm"
+	}
+	if !warm {
+		cmd.Wait()
+		return nil, fmt.Errorf("the client never got warm: %s", strings.TrimSpace(stderr.String()))
+	}
+	// probe sends one probe and returns its RTT (NaN if none came back).
+	probe := func() float64 {
+		if _, err := io.WriteString(stdin, "go\n"); err != nil {
+			return math.NaN()
+		}
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "probe us="); ok {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					return f
+				}
+				break
+			}
+		}
+		return math.NaN()
+	}
+	// A probe after ~2 ms of silence (the client's warm-up spin): the cost
+	// of a short sleep, against which the long idle window is compared.
+	short := probe()
+	pid := h.server.Process.Pid
+	t0, err := cpuTime(pid)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	time.Sleep(h.o.idle)
+	t1, err := cpuTime(pid)
+	el := time.Since(start)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]float64{"cpu_share": float64(t1-t0) / float64(el)}
+	// The first probe ends the idle window; the others follow 1 s of
+	// silence each, for a median that one unlucky sample cannot move.
+	var probes []float64
+	for i := 0; i < idleProbeCount; i++ {
+		if i > 0 {
+			time.Sleep(time.Second)
+		}
+		v := probe()
+		if math.IsNaN(v) {
+			break
+		}
+		probes = append(probes, v)
+	}
+	stdin.Close()
+	kv := map[string]string{}
+	for sc.Scan() {
+		for _, f := range strings.Fields(sc.Text()) {
+			if k, v, ok := strings.Cut(f, "="); ok {
+				kv[k] = v
+			}
+		}
+	}
+	m["warm_p50_us"] = num(kv, "p50_us")
+	if err := cmd.Wait(); err != nil {
+		return m, fmt.Errorf("client: %v %s", err, strings.TrimSpace(stderr.String()))
+	}
+	if len(probes) != idleProbeCount {
+		return m, fmt.Errorf("client answered %d of %d probes", len(probes), idleProbeCount)
+	}
+	m["short_idle_rtt_us"] = short
+	m["first_rtt_us"] = probes[0]
+	slices.Sort(probes)
+	m["first_rtt_med_us"] = probes[len(probes)/2]
+	return m, nil
 }
 
 func (h *harness) microBench() (map[string]report.Micro, error) {
@@ -495,6 +656,7 @@ func (h *harness) microBench() (map[string]report.Micro, error) {
 
 func (h *harness) run() error {
 	t0 := time.Now()
+	h.load0 = loadavg()
 	h.logf("building")
 	if err := h.build(); err != nil {
 		return err
@@ -523,7 +685,7 @@ func (h *harness) run() error {
 	}
 	// Keep the libOS profiles for whoever optimises it.
 	os.MkdirAll(h.o.out, 0o755)
-	for _, p := range []string{"libos-echo.pprof", "libos-client-pps.pprof"} {
+	for _, p := range []string{"libos-echo.pprof", "libos-client-pps.pprof", "libos-tcp-server.pprof", "libos-client-tcp.pprof"} {
 		if b, err := os.ReadFile(filepath.Join(h.o.work, p)); err == nil {
 			os.WriteFile(filepath.Join(h.o.out, p), b, 0o644)
 		}

@@ -59,6 +59,11 @@ func tcpRTT(dial dialer, n, warmup, size int, duration time.Duration) (runResult
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
+	return tcpRTTOn(c, n, warmup, size, duration)
+}
+
+// tcpRTTOn is tcpRTT on an open connection (which it leaves open).
+func tcpRTTOn(c net.Conn, n, warmup, size int, duration time.Duration) (runResult, error) {
 	req, resp := make([]byte, size), make([]byte, size)
 	res := runResult{samples: make([]int64, 0, n)}
 	start := time.Now()

@@ -316,8 +316,10 @@ func (l *LibOS) MTU() int { return l.mtu }
 func (l *LibOS) MaxDatagram() int { return l.stack.MaxPayload() }
 
 // Close closes every queue (their pending operations complete with
-// ECANCELED), detaches the steering program and releases the socket and the
-// UMEM. It is idempotent.
+// ECANCELED), lets the frames already queued (TCP FINs and resets among
+// them) leave for up to closeDrain, then detaches the steering program and
+// releases the socket and the UMEM; connections still open are abandoned.
+// It is idempotent.
 func (l *LibOS) Close() error {
 	if l.closed {
 		return nil
@@ -327,6 +329,7 @@ func (l *LibOS) Close() error {
 			l.closeQueue(QD(qd))
 		}
 	}
+	l.drain(closeDrain)
 	l.stack.Close()
 	l.closed = true
 	return l.teardown()
@@ -370,4 +373,19 @@ func checkEphemeral(first, last uint16) error {
 			"set Config.EphemeralFirst/EphemeralLast outside it: %w", first, last, lo, hi, unix.EADDRINUSE)
 	}
 	return nil
+}
+
+// closeDrain bounds how long Close keeps the loop running so that what is
+// on the TX ring, and the FINs the queue closes just queued, go out.
+const closeDrain = 50 * time.Millisecond
+
+// drain runs the loop until the TX ring has no frame in flight, or for d.
+func (l *LibOS) drain(d time.Duration) {
+	end := l.link.Now() + int64(d)
+	for now := l.link.Now(); now < end; now = l.link.Now() {
+		l.poll(now)
+		if l.link.inflight == 0 {
+			return
+		}
+	}
 }

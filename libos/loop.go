@@ -210,19 +210,17 @@ func (l *LibOS) refill() {
 	}
 }
 
-// run drives the loop until one of qts completes or the timeout passes.
-// Operations that are already complete return at once, without a turn of
-// the loop: an application that handles a batch of completions pushes its
-// replies first, and the next turn sends them all with one kick. The loop
+// run drives the loop until one of qts completes or the timeout passes; the
+// caller has checked that none is complete yet (WaitAny returns a completed
+// operation without a turn of the loop, so an application that handles a
+// batch of completions pushes its replies first and the next turn sends
+// them all with one kick). The loop
 // spins for Config.Spin after the last activity, then blocks in poll(2)
 // until a packet, the next timer or the deadline. It reads the clock once
 // per turn and looks at the tokens only when something completed.
 //
 //demixdp:hotpath — allocates nothing.
 func (l *LibOS) run(qts []QToken, timeout time.Duration) (int, error) {
-	if i := l.firstDone(qts); i >= 0 {
-		return i, nil
-	}
 	now := l.link.Now()
 	var deadline int64
 	if timeout > 0 {

@@ -174,7 +174,9 @@ func (l *LibOS) Wait(qt QToken, timeout time.Duration) (Result, error) {
 // WaitAny is Wait for several tokens: it returns the index in qts and the
 // Result of the first that completes (the lowest index if several have),
 // consuming only that token. Errors are as for Wait; any unknown or consumed
-// token in qts makes it EINVAL, and an empty qts is EINVAL.
+// token in qts makes it EINVAL, and an empty qts is EINVAL. Like
+// demi_wait_any it looks at every token of qts once per call (and again
+// only after a completion), so keep qts to the operations that matter.
 //
 //demixdp:hotpath — allocates nothing.
 func (l *LibOS) WaitAny(qts []QToken, timeout time.Duration) (int, Result, error) {
@@ -184,12 +186,21 @@ func (l *LibOS) WaitAny(qts []QToken, timeout time.Duration) (int, Result, error
 	if len(qts) == 0 {
 		return -1, Result{}, unix.EINVAL
 	}
-	for _, qt := range qts {
-		if _, ok := l.ops.get(qt); !ok {
+	// One pass validates every token and finds one already complete.
+	first := -1
+	for i, qt := range qts {
+		s, ok := l.ops.get(qt)
+		if !ok {
 			return -1, Result{}, unix.EINVAL
 		}
+		if first < 0 && l.ops.ops[s].state == opDone {
+			first = i
+		}
 	}
-	i, err := l.run(qts, timeout)
+	i, err := first, error(nil)
+	if i < 0 {
+		i, err = l.run(qts, timeout)
+	}
 	if err != nil {
 		return -1, Result{}, err
 	}

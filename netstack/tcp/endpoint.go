@@ -60,7 +60,11 @@ type txSeg struct {
 	tag uint64 // non-zero on the last segment of a push: completed when acked
 	// rexmit is set once the segment was sent more than once (Karn).
 	rexmit bool
-	sentAt int64 // time of the latest transmission
+	sentAt int64  // time of the latest transmission
+	xmitN  uint64 // order of the latest transmission (rackState.xmits)
+	// RACK (rack.go): fully SACKed; deemed lost and awaiting
+	// retransmission; a retransmission of it is in flight.
+	sacked, lost, rxOut bool
 }
 
 func (s *txSeg) end() Seq { return s.seq.Add(uint32(s.b.Len)) }
@@ -117,9 +121,9 @@ type Endpoint struct {
 	iss      Seq
 	sndUna   Seq
 	sndNxt   Seq
-	sndMax   Seq   // highest sequence number sent + 1
-	sndSml   Seq   // end of the last small segment sent (Nagle, Minshall)
-	rackTs   int64 // latest first-transmission time of a segment known delivered
+	sndMax   Seq // highest sequence number sent + 1
+	sndSml   Seq // end of the last small segment sent (Nagle, Minshall)
+	rack     rackState
 	sndWnd   uint32
 	sndWl1   Seq
 	sndWl2   Seq

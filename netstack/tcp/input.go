@@ -389,8 +389,22 @@ func (e *Endpoint) processAck(seg *segment, now int64) {
 	if e.sackOK && o.NumSACK > 0 {
 		blocks = o.SACK[:o.NumSACK]
 	}
-	e.noteDelivered(ack, blocks)
+	var parts [2 * MaxSACKBlocks]SACKBlock
+	nparts, partsOK := 0, true
+	dsack := false
+	if e.sackOK {
+		dsack = e.isDSACK(ack, blocks)
+		nparts, partsOK = e.newSACKParts(ack, blocks, parts[:])
+		e.rack.deliveredOK = false
+	}
 	newlySacked := e.sb.Update(ack, blocks)
+	if e.sackOK && newlySacked > 0 {
+		if partsOK {
+			e.sackNewly(parts[:nparts], now)
+		} else {
+			e.sackNewly(blocks, now)
+		}
+	}
 	if ack.GreaterThan(e.sndUna) {
 		acked := e.sndUna.Size(ack)
 		// RTT: timestamps (RFC 7323 §4) or one timed segment (Karn).
@@ -411,7 +425,12 @@ func (e *Endpoint) processAck(seg *segment, now int64) {
 			acked--
 		}
 		for e.sqN > 0 && e.sqAt(0).end().LessEq(ack) {
-			e.ctr.BytesAcked += uint64(e.sqAt(0).b.Len)
+			s := e.sqAt(0)
+			e.ctr.BytesAcked += uint64(s.b.Len)
+			if !s.sacked {
+				e.rackDelivered(s, now)
+			}
+			e.rackDrop(s)
 			e.popSQ(nil, !e.orphan)
 		}
 		if e.wantWr && e.sqBytes < p.cfg.SndBuf/2 {
@@ -422,6 +441,7 @@ func (e *Endpoint) processAck(seg *segment, now int64) {
 			if ack.GreaterEq(e.sb.RecoveryPoint()) {
 				e.sb.ExitRecovery()
 				e.cc.OnRecoveryExit(time.Duration(now))
+				e.rackOnRecoveryExit()
 			} else if !e.sackOK {
 				// RFC 6582 partial ACK: retransmit the next hole.
 				e.retransmitHead()
@@ -463,20 +483,17 @@ func (e *Endpoint) processAck(seg *segment, now int64) {
 			e.ctr.DupACKs++
 		}
 	}
-	if e.sb.InRecovery() && e.sqN > 0 {
-		// A lost retransmission (the idea of RACK, RFC 8985, for the
-		// segment at SND.UNA only): data sent after the hole was
-		// retransmitted has been delivered, with time to spare for
-		// reordering, so the retransmission was lost too. Resend it
-		// instead of waiting for the RTO.
-		h := e.sqAt(0)
-		reo := max(int64(e.rto.SRTT()/4), int64(time.Millisecond))
-		if h.rexmit && h.sentAt+reo < e.rackTs {
-			e.retransmitHead()
+	if e.sackOK {
+		// RACK (rack.go) decides what is lost, on every ACK.
+		if dsack {
+			e.rackOnDSACK()
 		}
-	}
-	if !e.sb.InRecovery() && e.sndUna != e.sndMax &&
-		(e.dupAcks >= DefaultDupThresh || (e.sackOK && e.sb.IsLost(e.sndUna))) {
+		e.rackDetect(now)
+		e.tlpOnAck(ack, dsack, now)
+		if !e.sb.InRecovery() && e.rack.lostBytes > 0 && e.sndNxt == e.sndMax {
+			e.enterRecovery(now)
+		}
+	} else if !e.sb.InRecovery() && e.sndUna != e.sndMax && e.dupAcks >= DefaultDupThresh {
 		e.enterRecovery(now)
 	}
 	if e.persist && e.sndWnd > 0 {
@@ -493,7 +510,11 @@ func (e *Endpoint) enterRecovery(now int64) {
 	flight := e.sndUna.Size(e.sndMax)
 	e.cc.OnLoss(flight, time.Duration(now))
 	e.sb.EnterRecovery()
-	e.retransmitHead()
+	e.rack.tlpAt = 0
+	if !e.sackOK {
+		// With SACK, output retransmits what RACK marked lost.
+		e.retransmitHead()
+	}
 	e.rtoAt = now + int64(e.rto.Current())
 }
 
@@ -680,26 +701,5 @@ func (e *Endpoint) enterTimeWait(now int64) {
 	// Nothing can be sent any more: drop the send queue.
 	for e.sqN > 0 {
 		e.popSQ(nil, !e.orphan)
-	}
-}
-
-// noteDelivered advances rackTs with the transmission time of segments an
-// ACK shows delivered (cumulatively or by SACK). Retransmitted segments are
-// skipped: which transmission arrived is ambiguous.
-func (e *Endpoint) noteDelivered(ack Seq, blocks []SACKBlock) {
-	note := func(end Seq) {
-		if i := e.segIndex(end.Add(^uint32(0))); i >= 0 {
-			if s := e.sqAt(i); !s.rexmit && s.sentAt > e.rackTs {
-				e.rackTs = s.sentAt
-			}
-		}
-	}
-	if ack.GreaterThan(e.sndUna) {
-		note(ack)
-	}
-	for _, b := range blocks {
-		if b.End.GreaterThan(e.sndUna) && b.End.LessEq(e.sndMax) {
-			note(b.End)
-		}
 	}
 }

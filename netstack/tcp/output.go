@@ -200,6 +200,8 @@ func (e *Endpoint) xmit(i int, rexmit bool) error {
 	now := p.now()
 	e.lastSnd = now
 	s.sentAt = now
+	e.rack.xmits++
+	s.xmitN = e.rack.xmits
 	if rexmit {
 		s.rexmit = true
 		p.ctr.Retransmits++
@@ -252,6 +254,8 @@ func (e *Endpoint) output() {
 	now := e.p.now()
 	e.txStuck = false
 	mss := e.sndMSS
+	var pipe uint32
+	sentNew := false
 	for iter := 0; iter < 4096; iter++ {
 		idx := e.segIndex(e.sndNxt)
 		avail := uint32(0)
@@ -262,7 +266,35 @@ func (e *Endpoint) output() {
 				avail = uint32(s.b.Len)
 			}
 		}
-		if e.sb.InRecovery() {
+		if e.sb.InRecovery() && e.sackOK {
+			// RACK recovery: lost segments first, then new data,
+			// while the pipe leaves room in cwnd.
+			if iter == 0 {
+				pipe = e.rackPipe()
+			}
+			cw := e.cc.CWND()
+			if pipe >= cw || cw-pipe < mss {
+				break
+			}
+			if j := e.nextLost(); j >= 0 {
+				r := e.sqAt(j)
+				if e.xmit(j, true) != nil {
+					break
+				}
+				n := uint32(r.b.Len)
+				r.rxOut = true
+				e.rack.rxOutBytes += n
+				e.rack.awaitN--
+				e.rack.lostHint = r.end()
+				pipe += n
+				e.sb.Sent(NextSegment{Seq: r.seq, Len: n, Kind: SegLost})
+				continue
+			}
+			if avail == 0 {
+				break
+			}
+			pipe += avail
+		} else if e.sb.InRecovery() {
 			pipe := e.sb.Pipe()
 			if !e.sackOK {
 				pipe -= min(pipe, uint32(e.dupAcks)*mss)
@@ -324,6 +356,7 @@ func (e *Endpoint) output() {
 		e.sb.Sent(NextSegment{Seq: s.seq, Len: uint32(s.b.Len), Kind: SegNew})
 		e.sndNxt = MaxSeq(e.sndNxt, s.end())
 		e.sndMax = MaxSeq(e.sndMax, e.sndNxt)
+		sentNew = true
 	}
 	if e.finQ && e.sndNxt == e.finSeq && e.segIndex(e.sndNxt) < 0 {
 		rexmit := e.sndMax.GreaterThan(e.finSeq)
@@ -331,6 +364,7 @@ func (e *Endpoint) output() {
 			e.sb.Sent(NextSegment{Seq: e.finSeq, Len: 1, Kind: SegNew})
 			e.sndNxt = e.finSeq.Add(1)
 			e.sndMax = MaxSeq(e.sndMax, e.sndNxt)
+			sentNew = true
 		} else {
 			e.txStuck = true
 		}
@@ -344,6 +378,12 @@ func (e *Endpoint) output() {
 		// Data waits for the peer's window: probe it (persist timer).
 		e.rtoAt, e.persist = now+int64(e.rto.Current()), true
 	}
+	if sentNew || e.rack.deliveredOK || e.rack.tlpAt == 0 {
+		// RFC 8985 §7.2: (re)start the PTO after sending new data or
+		// on an ACK that delivered data.
+		e.rack.deliveredOK = false
+		e.armTLP(now)
+	}
 	e.schedule()
 }
 
@@ -353,7 +393,7 @@ func (e *Endpoint) output() {
 // cost nothing.
 func (e *Endpoint) schedule() {
 	d := int64(0)
-	for _, t := range [...]int64{e.rtoAt, e.delackAt, e.stateAt, e.keepAt} {
+	for _, t := range [...]int64{e.rtoAt, e.delackAt, e.stateAt, e.keepAt, e.rack.reoAt, e.rack.tlpAt} {
 		if t != 0 && (d == 0 || t < d) {
 			d = t
 		}
@@ -390,6 +430,20 @@ func (e *Endpoint) onTimer(now int64) {
 	}
 	if e.txStuck {
 		e.output()
+	}
+	if r := &e.rack; r.reoAt != 0 && now >= r.reoAt {
+		// RACK reordering timer (RFC 8985 §6.3): the window has passed.
+		r.reoAt = 0
+		if e.sackOK && e.sndUna != e.sndMax {
+			e.rackDetect(now)
+			if !e.sb.InRecovery() && r.lostBytes > 0 && e.sndNxt == e.sndMax {
+				e.enterRecovery(now)
+			}
+			e.output()
+		}
+	}
+	if r := &e.rack; r.tlpAt != 0 && now >= r.tlpAt && (e.rtoAt == 0 || now < e.rtoAt) {
+		e.sendTLP(now)
 	}
 	if e.rtoAt != 0 && now >= e.rtoAt {
 		e.rtoAt = 0
@@ -485,6 +539,7 @@ func (e *Endpoint) onRTO(now int64) {
 	e.cc.OnRTO(e.sndUna.Size(e.sndMax), time.Duration(now))
 	e.rto.Backoff()
 	e.sb.Reset(e.sndUna)
+	e.rackClear()
 	e.dupAcks = 0
 	e.rttOn = false
 	e.sndNxt = e.sndUna // go back: resend from SND.UNA in slow start

@@ -324,3 +324,33 @@ func (s *Scoreboard) NextSeg(avail uint32) NextSegment {
 	}
 	return NextSegment{}
 }
+
+// find returns the index of the first block whose end is above seq.
+func (s *Scoreboard) find(seq Seq) int {
+	lo, hi := 0, s.n
+	for lo < hi {
+		m := (lo + hi) / 2
+		if s.blocks[m].End.LessEq(seq) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// covers reports whether [start, end) lies inside one SACKed range.
+func (s *Scoreboard) covers(start, end Seq) bool {
+	i := s.find(start)
+	return i < s.n && s.blocks[i].Start.LessEq(start) && end.LessEq(s.blocks[i].End)
+}
+
+// blockEnd returns the end of the SACKed range holding seq, or seq+1 if
+// none does.
+func (s *Scoreboard) blockEnd(seq Seq) Seq {
+	i := s.find(seq)
+	if i < s.n && s.blocks[i].Start.LessEq(seq) {
+		return s.blocks[i].End
+	}
+	return seq.Add(1)
+}

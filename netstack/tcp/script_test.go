@@ -876,7 +876,7 @@ func TestLostRetransmissionIsDetectedBySACK(t *testing.T) {
 	sack(first + 7*mss)
 	r = f.sent()
 	if len(r) == 0 || r[0].Seq() != first {
-		t.Fatalf("lost retransmission not resent: %s", describe(r))
+		t.Fatalf("lost retransmission not resent: %s seq %d first %d", describe(r), r[0].Seq(), first)
 	}
 	if c := e.Counters(); c.RTOs != 0 || c.Retransmits < 2 {
 		t.Fatalf("counters %+v", c)

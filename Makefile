@@ -1,26 +1,36 @@
-# demixdp build plumbing. `make test` and `make demo` need root, Go and iproute2.
+# demixdp build plumbing. `make test` and `make demo` need root and Go; they
+# install iproute2 and netcat-openbsd with apt if missing (target deps).
 GO        ?= go
 FUZZTIME  ?= 10s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test demo lint fuzz clean bench
+.PHONY: all build deps test demo lint fuzz clean bench
 
 all: build
 
 build:
 	$(GO) build ./...
 
+# What the tests and the demo run besides Go: iproute2 (ip netns) and
+# OpenBSD netcat (the stock-tool interop tests). Installed only if missing.
+deps:
+	@missing=""; command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	command -v nc >/dev/null 2>&1 || missing="$$missing netcat-openbsd"; \
+	if [ -n "$$missing" ]; then echo "installing$$missing"; \
+		apt-get install -y --no-install-recommends $$missing >/dev/null 2>&1 || \
+		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends $$missing; }; fi
+
 # Privileged tests run for real as root (and skip without it, unless
 # DEMIXDP_REQUIRE_PRIV=1 makes a skip a failure). Afterwards no lab
 # namespace (prefix "dx") may be left behind.
-test:
+test: deps
 	@ip netns list 2>/dev/null | awk '/^dx/ {print $$1}' | sort > .netns-before || true
 	$(GO) test -count=1 -timeout 15m ./...
 	@ip netns list 2>/dev/null | awk '/^dx/ {print $$1}' | sort > .netns-after || true
 	@leaked=$$(comm -13 .netns-before .netns-after); rm -f .netns-before .netns-after; \
 	if [ -n "$$leaked" ]; then echo "make test: network namespaces left behind: $$leaked" >&2; exit 1; fi
 
-demo:
+demo: deps
 	bash scripts/demo.sh
 
 # The benchmark suite (bench/ is its own module: gVisor and asavie stay out

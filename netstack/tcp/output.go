@@ -272,8 +272,11 @@ func (e *Endpoint) output() {
 			if iter == 0 {
 				pipe = e.rackPipe()
 			}
-			cw := e.cc.CWND()
-			if pipe >= cw || cw-pipe < mss {
+			// RFC 6675: send while cwnd - pipe >= SMSS. (Letting a
+			// shorter segment use a smaller room was measured to
+			// cost more RTOs: the receiver's reassembly queue
+			// counts pieces, not bytes.)
+			if cw := e.cc.CWND(); pipe >= cw || cw-pipe < mss {
 				break
 			}
 			if j := e.nextLost(); j >= 0 {
@@ -327,6 +330,21 @@ func (e *Endpoint) output() {
 				continue
 			}
 		} else {
+			if e.sackOK && e.rack.awaitN > 0 && e.rackPipe() < e.cc.CWND() {
+				// Going back after an RTO: RACK found some of the
+				// resent segments lost again; resend them first.
+				if j := e.nextLost(); j >= 0 {
+					r := e.sqAt(j)
+					if e.xmit(j, true) != nil {
+						break
+					}
+					r.rxOut = true
+					e.rack.rxOutBytes += uint32(r.b.Len)
+					e.rack.awaitN--
+					e.rack.lostHint = r.end()
+					continue
+				}
+			}
 			if avail == 0 {
 				break
 			}

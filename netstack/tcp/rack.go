@@ -284,6 +284,7 @@ func (e *Endpoint) rackDetect(now int64) {
 		return
 	}
 	reo := e.rackReoWnd()
+	e.rackHint()
 	var wait int64
 	for i := 0; i < e.sqN; i++ {
 		s := e.sqAt(i)
@@ -320,7 +321,7 @@ func (e *Endpoint) rackDetect(now int64) {
 				r.rxOutBytes -= min(r.rxOutBytes, uint32(s.b.Len))
 			}
 			r.awaitN++
-			if s.seq.LessThan(r.lostHint) || r.lostHint.LessThan(e.sndUna) {
+			if s.seq.LessThan(r.lostHint) {
 				r.lostHint = s.seq
 			}
 			continue
@@ -339,6 +340,14 @@ func (e *Endpoint) rackDetect(now int64) {
 	}
 }
 
+// rackHint keeps lostHint inside [SND.UNA, SND.MAX]: acknowledged
+// segments below it are gone, and a stale value must not skip one.
+func (e *Endpoint) rackHint() {
+	if !e.rack.lostHint.InRange(e.sndUna, e.sndMax.Add(1)) {
+		e.rack.lostHint = e.sndUna
+	}
+}
+
 // nextLost returns the index of the lowest segment deemed lost and not
 // retransmitted since, or -1.
 func (e *Endpoint) nextLost() int {
@@ -346,11 +355,10 @@ func (e *Endpoint) nextLost() int {
 	if r.awaitN <= 0 {
 		return -1
 	}
-	i := 0
-	if r.lostHint.GreaterThan(e.sndUna) {
-		if i = e.segIndex(r.lostHint); i < 0 {
-			i = 0
-		}
+	e.rackHint()
+	i := e.segIndex(r.lostHint)
+	if i < 0 {
+		i = 0
 	}
 	for ; i < e.sqN; i++ {
 		s := e.sqAt(i)
@@ -365,11 +373,12 @@ func (e *Endpoint) nextLost() int {
 	return -1
 }
 
-// rackPipe is the pipe estimate in recovery: octets in flight, minus those
-// SACKed or deemed lost, plus retransmissions in flight.
+// rackPipe is the pipe estimate: octets sent (below SND.NXT: after an RTO
+// the rest counts as gone), minus those SACKed or deemed lost, plus
+// retransmissions in flight.
 func (e *Endpoint) rackPipe() uint32 {
 	r := &e.rack
-	p := int64(e.sndUna.Size(e.sndMax)) - int64(e.sb.SackedBytes()) - int64(r.lostBytes) + int64(r.rxOutBytes)
+	p := int64(e.sndUna.Size(e.sndNxt)) - int64(e.sb.SackedBytes()) - int64(r.lostBytes) + int64(r.rxOutBytes)
 	return uint32(max(p, 0))
 }
 

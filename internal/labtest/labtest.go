@@ -25,8 +25,14 @@ import (
 	"github.com/demixdp/demixdp/internal/vethlab"
 )
 
-// ReadyTimeout is how long Start waits for the ready line.
-const ReadyTimeout = 20 * time.Second
+// Timeouts of Start.
+const (
+	// ReadyTimeout is how long Start waits for the ready line.
+	ReadyTimeout = 20 * time.Second
+	// CleanupGrace is how long the cleanup Start registers waits after
+	// SIGINT before it kills a process the test left running.
+	CleanupGrace = 5 * time.Second
+)
 
 var (
 	buildMu  sync.Mutex
@@ -108,6 +114,10 @@ type Proc struct {
 	out  bytes.Buffer
 	done chan struct{}
 	err  error // exit status, valid after done
+
+	lines  []string      // the lines after the ready line, under mu
+	next   int           // how many of lines NextLine returned, under mu
+	notify chan struct{} // a new entry in lines
 }
 
 // name is the base name of the program cmd runs, looking through
@@ -125,11 +135,12 @@ func name(cmd *exec.Cmd) string {
 
 // Start starts cmd with stdout and stderr both captured and waits up to
 // ReadyTimeout for an output line containing ready. It fails t if cmd
-// cannot start, exits first or stays silent. A cleanup kills the process if
-// it still runs and logs its output when the test failed.
+// cannot start, exits first or stays silent. A cleanup stops the process if
+// it still runs (SIGINT, then SIGKILL after CleanupGrace) and logs its
+// output when the test failed.
 func Start(t testing.TB, cmd *exec.Cmd, ready string) *Proc {
 	t.Helper()
-	p := &Proc{Cmd: cmd, name: name(cmd), done: make(chan struct{})}
+	p := &Proc{Cmd: cmd, name: name(cmd), done: make(chan struct{}), notify: make(chan struct{}, 1)}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -149,10 +160,17 @@ func Start(t testing.TB, cmd *exec.Cmd, ready string) *Proc {
 		for sc.Scan() {
 			p.mu.Lock()
 			p.out.WriteString(sc.Text() + "\n")
+			if found {
+				p.lines = append(p.lines, sc.Text())
+			}
 			p.mu.Unlock()
 			if !found && strings.Contains(sc.Text(), ready) {
 				found = true
 				close(seen)
+			}
+			select {
+			case p.notify <- struct{}{}:
+			default:
 			}
 		}
 		pr.Close()
@@ -163,8 +181,14 @@ func Start(t testing.TB, cmd *exec.Cmd, ready string) *Proc {
 		select {
 		case <-p.done:
 		default:
-			cmd.Process.Kill()
-			<-p.done
+			// Gently first, so a libOS detaches its XDP program.
+			cmd.Process.Signal(syscall.SIGINT)
+			select {
+			case <-p.done:
+			case <-time.After(CleanupGrace):
+				cmd.Process.Kill()
+				<-p.done
+			}
 		}
 		if t.Failed() {
 			t.Logf("%s output:\n%s", p.name, p.Output())
@@ -186,6 +210,36 @@ func (p *Proc) Output() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.out.String()
+}
+
+// NextLine returns the next line the process printed after its ready line,
+// waiting up to within for it; successive calls return successive lines.
+// It fails t if no line comes in time or the process exits without one.
+func (p *Proc) NextLine(t testing.TB, within time.Duration) string {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		p.mu.Lock()
+		if p.next < len(p.lines) {
+			l := p.lines[p.next]
+			p.next++
+			p.mu.Unlock()
+			return l
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.notify:
+		case <-p.done:
+			p.mu.Lock()
+			more := p.next < len(p.lines)
+			p.mu.Unlock()
+			if !more {
+				t.Fatalf("%s exited (%v) without another line:\n%s", p.name, p.err, p.Output())
+			}
+		case <-deadline:
+			t.Fatalf("no line from %s in %v:\n%s", p.name, within, p.Output())
+		}
+	}
 }
 
 // Stop sends sig and waits up to within for the process to exit; it

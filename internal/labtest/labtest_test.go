@@ -73,6 +73,9 @@ func TestBuildStartStop(t *testing.T) {
 		t.Errorf("output before stop: %q", out)
 	}
 	err := p.Stop(t, syscall.SIGTERM, 5*time.Second)
+	if l := p.NextLine(t, time.Second); l != "bye" {
+		t.Errorf("NextLine = %q, want the line after the ready line", l)
+	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
 		t.Errorf("Stop = %v, want exit status 3", err)

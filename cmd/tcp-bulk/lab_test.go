@@ -5,143 +5,40 @@ package main
 // kernel's TCP sink (ktcp sink) in namespace A; both SHA-256 must agree.
 
 import (
-	"bufio"
 	"bytes"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/demixdp/demixdp/internal/labtest"
 	"github.com/demixdp/demixdp/internal/priv"
 	"github.com/demixdp/demixdp/internal/vethlab"
 )
 
 const clientAddr = "198.51.100.3"
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-func goTool() string {
-	//lint:ignore SA1019 the test binary runs where it was built, so GOROOT is meaningful
-	g := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(g); err == nil {
-		return g
-	}
-	return "go"
-}
-
-func bin(t *testing.T, name string) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "tcp-bulk-test-"); buildErr != nil {
-			return
-		}
-		for _, pkg := range []string{".", "../ktcp"} {
-			if out, err := exec.Command(goTool(), "build", "-o", binDir+"/", pkg).CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, name)
-}
-
-// sink runs `ktcp sink` in namespace A and returns a channel with its
-// lines after "listening" (one per connection).
-func sink(t *testing.T, lab *vethlab.Lab, addr string) <-chan string {
-	t.Helper()
-	cmd := lab.CommandA(bin(t, "ktcp"), "sink", "-addr", addr)
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	lines := make(chan string, 16)
-	listening := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(pr)
-		seen := false
-		for sc.Scan() {
-			if !seen && strings.Contains(sc.Text(), "listening") {
-				seen = true
-				close(listening)
-				continue
-			}
-			lines <- sc.Text()
-		}
-		cmd.Wait()
-	}()
-	t.Cleanup(func() { cmd.Process.Kill(); <-done })
-	select {
-	case <-listening:
-	case <-time.After(10 * time.Second):
-		t.Fatal("ktcp sink not listening")
-	}
-	return lines
-}
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
 
 // bulk runs tcp-bulk in namespace B and returns its summary fields and
 // exit code.
 func bulk(t *testing.T, lab *vethlab.Lab, remote string, args ...string) (map[string]string, int) {
 	t.Helper()
 	args = append([]string{"-iface", lab.IfB, "-local", clientAddr, "-remote", remote}, args...)
-	cmd := lab.CommandB(bin(t, "tcp-bulk"), args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	cmd := lab.CommandB(labtest.Build(t, "."), args...)
+	out, stderr, code := labtest.Run(t, cmd)
 	t.Logf("tcp-bulk %v: exit %d: %s", args[6:], code, bytes.TrimSpace(out))
 	if code != 0 {
-		t.Logf("stderr:\n%s", stderr.String())
+		t.Logf("stderr:\n%s", stderr)
 	}
-	return fields(string(out)), code
-}
-
-func fields(line string) map[string]string {
-	m := map[string]string{}
-	for _, f := range strings.Fields(line) {
-		if k, v, ok := strings.Cut(f, "="); ok {
-			m[k] = v
-		}
-	}
-	return m
+	return labtest.ParseKV(string(out)), code
 }
 
 func TestBulkToKernelSink(t *testing.T) {
 	priv.Require(t, "tcp-bulk on a veth lab")
 	lab := vethlab.ForTest(t, vethlab.Config{Name: "tb", KernelAddrA: true})
 	remote := lab.AddrA.Addr().String() + ":9"
-	lines := sink(t, lab, remote)
+	// ktcp sink prints one line per connection after "listening".
+	sink := labtest.Start(t, lab.CommandA(labtest.Build(t, "../ktcp"), "sink", "-addr", remote), "listening")
 	for _, c := range []struct {
 		bytes, want string
 		args        []string
@@ -155,13 +52,7 @@ func TestBulkToKernelSink(t *testing.T) {
 		if code != 0 || s["bytes"] != c.want || len(s["sha256"]) != 64 || s["extra"] != "0" {
 			t.Fatalf("-bytes %s: exit %d, %v", c.bytes, code, s)
 		}
-		var k map[string]string
-		select {
-		case l := <-lines:
-			k = fields(l)
-		case <-time.After(10 * time.Second):
-			t.Fatal("no line from the sink")
-		}
+		k := labtest.ParseKV(sink.NextLine(t, 10*time.Second))
 		if k["sha256"] != s["sha256"] || k["bytes"] != c.want {
 			t.Fatalf("-bytes %s: the sink got %s bytes with SHA-256 %s; tcp-bulk sent %s with %s", c.bytes, k["bytes"], k["sha256"], s["bytes"], s["sha256"])
 		}

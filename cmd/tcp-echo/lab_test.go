@@ -4,7 +4,6 @@ package main
 // a veth lab, kernel TCP sockets in namespace B as its clients.
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"errors"
@@ -15,194 +14,43 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
+	"github.com/demixdp/demixdp/internal/labtest"
 	"github.com/demixdp/demixdp/internal/priv"
 	"github.com/demixdp/demixdp/internal/vethlab"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// goTool is the go command of the toolchain that built this test, or the
-// one on PATH.
-func goTool() string {
-	//lint:ignore SA1019 the test binary runs where it was built, so GOROOT is meaningful
-	g := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(g); err == nil {
-		return g
-	}
-	return "go"
-}
-
-// bin builds tcp-echo once per test binary run and returns its path.
-func bin(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "tcp-echo-test-"); buildErr != nil {
-			return
-		}
-		out, err := exec.Command(goTool(), "build", "-o", binDir+"/", ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, "tcp-echo")
-}
-
-// proc is a running tcp-echo whose output the test can read.
-type proc struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-	err  error // exit status, valid after done
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
 
 // startEcho runs tcp-echo in namespace A with args and waits for
 // "listening".
-func startEcho(t *testing.T, lab *vethlab.Lab, args ...string) *proc {
+func startEcho(t *testing.T, lab *vethlab.Lab, args ...string) *labtest.Proc {
 	t.Helper()
-	cmd := lab.CommandA(bin(t), append([]string{"-iface", lab.IfA}, args...)...)
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	listening := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		seen := false
-		for sc.Scan() {
-			p.mu.Lock()
-			p.out.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			if !seen && strings.Contains(sc.Text(), "listening") {
-				seen = true
-				close(listening)
-			}
-		}
-		pr.Close()
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("tcp-echo output:\n%s", p.output())
-		}
-	})
-	select {
-	case <-listening:
-	case <-p.done:
-		t.Fatalf("tcp-echo exited before listening (%v):\n%s", p.err, p.output())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("tcp-echo not listening after 20s:\n%s", p.output())
-	}
-	return p
-}
-
-// counters parses the "group: key=value ..." lines into "group.key".
-func counters(out string) map[string]uint64 {
-	m := map[string]uint64{}
-	for _, line := range strings.Split(out, "\n") {
-		group, rest, ok := strings.Cut(line, ": ")
-		if !ok || strings.Contains(group, " ") {
-			continue
-		}
-		for _, f := range strings.Fields(rest) {
-			if k, v, ok := strings.Cut(f, "="); ok {
-				if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-					m[group+"."+k] = n
-				}
-			}
-		}
-	}
-	return m
-}
-
-// xdpAttached reports whether an XDP program is attached to IfA.
-func xdpAttached(t *testing.T, lab *vethlab.Lab) bool {
-	t.Helper()
-	var attached bool
-	if err := lab.RunInA(func() error {
-		l, err := netlink.LinkByIndex(lab.IndexA)
-		if err != nil {
-			return err
-		}
-		attached = l.Attrs().Xdp != nil && l.Attrs().Xdp.Attached
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return attached
+	return labtest.Start(t, lab.CommandA(labtest.Build(t, "."), append([]string{"-iface", lab.IfA}, args...)...), "listening")
 }
 
 // stopEcho signals p, checks a clean exit (status 0, "detached", no XDP
 // program left on IfA) and returns the printed counters.
-func stopEcho(t *testing.T, lab *vethlab.Lab, p *proc, sig syscall.Signal) map[string]uint64 {
+func stopEcho(t *testing.T, lab *vethlab.Lab, p *labtest.Proc, sig syscall.Signal) map[string]uint64 {
 	t.Helper()
-	if !xdpAttached(t, lab) {
+	if !labtest.XDPAttached(t, lab, labtest.A) {
 		t.Error("no XDP program attached while tcp-echo runs")
 	}
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
+	if err := p.Stop(t, sig, 5*time.Second); err != nil {
+		t.Fatalf("exit after %v: %v", sig, err)
 	}
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		t.Fatalf("tcp-echo still running 5s after %v", sig)
-	}
-	if p.err != nil {
-		t.Fatalf("exit after %v: %v", sig, p.err)
-	}
-	if !strings.Contains(p.output(), "tcp-echo: detached") {
+	if !strings.Contains(p.Output(), "tcp-echo: detached") {
 		t.Errorf("output lacks \"detached\"")
 	}
-	if xdpAttached(t, lab) {
+	if labtest.XDPAttached(t, lab, labtest.A) {
 		t.Error("XDP program still attached after a clean exit")
 	}
-	k := counters(p.output())
+	k := labtest.Counters(p.Output())
 	for _, key := range []string{"libos.ownership_errors", "libos.bad_descs", "libos.pool.double_frees", "echo.push_refused", "echo.failed"} {
 		if v, ok := k[key]; !ok || v != 0 {
 			t.Errorf("%s = %d (present %v), want 0", key, v, ok)
@@ -268,7 +116,7 @@ func TestManyKernelClientsAndA50MBStream(t *testing.T) {
 	// Few frames, so that pushes meet EAGAIN (frames running low) and the
 	// held-SGA path carries part of the load.
 	p := startEcho(t, lab, "-addr", srv.String(), "-frames", "2048")
-	if out := p.output(); !strings.Contains(out, srv.String()) || !strings.Contains(out, "mode=dedicated") {
+	if out := p.Output(); !strings.Contains(out, srv.String()) || !strings.Contains(out, "mode=dedicated") {
 		t.Errorf("listening line lacks the address or the mode:\n%s", out)
 	}
 	const conns, each, big = 200, 4096, 50 << 20
@@ -355,8 +203,8 @@ func TestSharedModeLeavesKernelTCPAlone(t *testing.T) {
 		}
 	}()
 	p := startEcho(t, lab, "-addr", a.String()+":7", "-mode", "shared")
-	if !strings.Contains(p.output(), "mode=shared") {
-		t.Errorf("listening line lacks mode=shared:\n%s", p.output())
+	if !strings.Contains(p.Output(), "mode=shared") {
+		t.Errorf("listening line lacks mode=shared:\n%s", p.Output())
 	}
 	for round := 0; round < 2; round++ {
 		for _, port := range []uint16{7, 8080} {
@@ -432,7 +280,7 @@ func TestFlagErrorsExitOne(t *testing.T) {
 		{"-iface", "dx-none", "-addr", "198.51.100.1:7", "-backlog", "0"},       // bad backlog
 		{"-iface", "dx-no-such-if", "-addr", "198.51.100.1:7", "-prefix", "24"}, // no interface
 	} {
-		out, err := exec.Command(bin(t), args...).CombinedOutput()
+		out, err := exec.Command(labtest.Build(t, "."), args...).CombinedOutput()
 		ee, ok := err.(*exec.ExitError)
 		if !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "tcp-echo:") {
 			t.Errorf("%v: err %v, output %q; want exit 1 with a message", args, err, out)

@@ -5,20 +5,17 @@ package main
 // kernel's TCP echo (ktcp echo) and against tcp-echo (a libOS) in A.
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/demixdp/demixdp/internal/labtest"
 	"github.com/demixdp/demixdp/internal/priv"
 	"github.com/demixdp/demixdp/internal/vethlab"
 )
@@ -26,149 +23,20 @@ import (
 // clientAddr is the libOS client's address in B (the kernel in B has .2).
 const clientAddr = "198.51.100.3"
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-func goTool() string {
-	//lint:ignore SA1019 the test binary runs where it was built, so GOROOT is meaningful
-	g := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(g); err == nil {
-		return g
-	}
-	return "go"
-}
-
-// bin builds tcp-pingpong, tcp-echo and ktcp once and returns the path of
-// the named one.
-func bin(t *testing.T, name string) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "tcp-pingpong-test-"); buildErr != nil {
-			return
-		}
-		for _, pkg := range []string{".", "../tcp-echo", "../ktcp"} {
-			if out, err := exec.Command(goTool(), "build", "-o", binDir+"/", pkg).CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, name)
-}
-
-// server is a background server whose output the test can read.
-type server struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-	err  error
-}
-
-func (s *server) output() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.out.String()
-}
-
-// startServer starts cmd and waits for a line containing "listening".
-func startServer(t *testing.T, cmd *exec.Cmd) *server {
-	t.Helper()
-	s := &server{cmd: cmd, done: make(chan struct{})}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	listening := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		seen := false
-		for sc.Scan() {
-			s.mu.Lock()
-			s.out.WriteString(sc.Text() + "\n")
-			s.mu.Unlock()
-			if !seen && strings.Contains(sc.Text(), "listening") {
-				seen = true
-				close(listening)
-			}
-		}
-		pr.Close()
-		s.err = cmd.Wait()
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			cmd.Process.Kill()
-			<-s.done
-		}
-		if t.Failed() {
-			t.Logf("server output:\n%s", s.output())
-		}
-	})
-	select {
-	case <-listening:
-	case <-s.done:
-		t.Fatalf("server exited before listening (%v):\n%s", s.err, s.output())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("server not listening after 20s:\n%s", s.output())
-	}
-	return s
-}
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
 
 // pingpong runs tcp-pingpong in namespace B and returns its summary and
 // exit code.
 func pingpong(t *testing.T, lab *vethlab.Lab, remote string, args ...string) (map[string]float64, int) {
 	t.Helper()
 	args = append([]string{"-iface", lab.IfB, "-local", clientAddr, "-remote", remote}, args...)
-	cmd := lab.CommandB(bin(t, "tcp-pingpong"), args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	cmd := lab.CommandB(labtest.Build(t, "."), args...)
+	out, stderr, code := labtest.Run(t, cmd)
 	t.Logf("tcp-pingpong %v: exit %d: %s", args[6:], code, bytes.TrimSpace(out))
 	if code == 2 {
-		t.Fatalf("tcp-pingpong error:\n%s", stderr.String())
+		t.Fatalf("tcp-pingpong error:\n%s", stderr)
 	}
-	return parseSummary(string(out)), code
-}
-
-func parseSummary(line string) map[string]float64 {
-	m := map[string]float64{}
-	for _, f := range strings.Fields(line) {
-		if k, v, ok := strings.Cut(f, "="); ok {
-			if x, err := strconv.ParseFloat(v, 64); err == nil {
-				m[k] = x
-			}
-		}
-	}
-	return m
+	return labtest.ParseFloats(string(out)), code
 }
 
 // checkClean fails unless n round trips came back intact over conns
@@ -191,7 +59,7 @@ func TestAgainstKernelEcho(t *testing.T) {
 	priv.Require(t, "tcp-pingpong on a veth lab")
 	lab := vethlab.ForTest(t, vethlab.Config{Name: "tp", KernelAddrA: true})
 	remote := lab.AddrA.Addr().String() + ":7"
-	startServer(t, lab.CommandA(bin(t, "ktcp"), "echo", "-addr", remote))
+	labtest.Start(t, lab.CommandA(labtest.Build(t, "../ktcp"), "echo", "-addr", remote), "listening")
 	for _, c := range []struct{ size, conns int }{{1, 1}, {64, 8}, {3000, 4}, {20000, 2}} {
 		const n = 2000
 		s, code := pingpong(t, lab, remote, "-n", strconv.Itoa(n), "-size", strconv.Itoa(c.size), "-conns", strconv.Itoa(c.conns))
@@ -203,15 +71,14 @@ func TestAgainstTCPEcho(t *testing.T) {
 	priv.Require(t, "tcp-pingpong on a veth lab")
 	lab := vethlab.ForTest(t, vethlab.Config{Name: "tp"})
 	remote := lab.AddrA.Addr().String() + ":7"
-	echo := startServer(t, lab.CommandA(bin(t, "tcp-echo"), "-iface", lab.IfA, "-addr", remote))
+	echo := labtest.Start(t, lab.CommandA(labtest.Build(t, "../tcp-echo"), "-iface", lab.IfA, "-addr", remote), "listening")
 	runs := []struct{ size, conns int }{{64, 1}, {64, 16}, {1448, 4}, {10000, 2}}
 	for _, c := range runs {
 		const n = 3000
 		s, code := pingpong(t, lab, remote, "-n", strconv.Itoa(n), "-size", strconv.Itoa(c.size), "-conns", strconv.Itoa(c.conns), "-warmup", "5")
 		checkClean(t, s, code, n, c.conns)
 	}
-	echo.cmd.Process.Signal(syscall.SIGINT)
-	<-echo.done
+	err := echo.Stop(t, syscall.SIGINT, 30*time.Second)
 	conns := 0
 	for _, c := range runs {
 		conns += c.conns
@@ -219,8 +86,8 @@ func TestAgainstTCPEcho(t *testing.T) {
 	// tcp-pingpong shuts every connection down and waits for the server's
 	// close: tcp-echo saw each one end cleanly.
 	want := fmt.Sprintf("accepted=%d closed=%d failed=0 aborted=0", conns, conns)
-	if echo.err != nil || !strings.Contains(echo.output(), want) {
-		t.Errorf("tcp-echo: exit %v, want %q:\n%s", echo.err, want, echo.output())
+	if err != nil || !strings.Contains(echo.Output(), want) {
+		t.Errorf("tcp-echo: exit %v, want %q:\n%s", err, want, echo.Output())
 	}
 }
 
@@ -247,7 +114,7 @@ func TestFlagErrors(t *testing.T) {
 		{"-iface", "dx-none", "-local", "198.51.100.3", "-remote", "198.51.100.1:7", "-size", "0"},  // no size
 		{"-iface", "dx-no-such-if", "-local", "198.51.100.3", "-remote", "198.51.100.1:7"},          // no interface
 	} {
-		out, err := exec.Command(bin(t, "tcp-pingpong"), args...).CombinedOutput()
+		out, err := exec.Command(labtest.Build(t, "."), args...).CombinedOutput()
 		ee, ok := err.(*exec.ExitError)
 		if !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "tcp-pingpong:") {
 			t.Errorf("%v: err %v, output %q; want exit 2 with a message", args, err, out)

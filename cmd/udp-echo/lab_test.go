@@ -4,201 +4,30 @@ package main
 // lab, `kudp client` (kernel sockets) in namespace B as the peer.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
+	"github.com/demixdp/demixdp/internal/labtest"
 	"github.com/demixdp/demixdp/internal/priv"
 	"github.com/demixdp/demixdp/internal/vethlab"
 )
-
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// goTool is the go command of the toolchain that built this test, or the
-// one on PATH.
-func goTool() string {
-	//lint:ignore SA1019 the test binary runs where it was built, so GOROOT is meaningful
-	g := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(g); err == nil {
-		return g
-	}
-	return "go"
-}
-
-// bin builds udp-echo and kudp once per test binary run and returns the
-// path of the named one.
-func bin(t *testing.T, name string) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "udp-echo-test-"); buildErr != nil {
-			return
-		}
-		for _, pkg := range []string{".", "../kudp"} {
-			out, err := exec.Command(goTool(), "build", "-o", binDir+"/", pkg).CombinedOutput()
-			if err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, name)
-}
-
-// proc is a running server whose output the test can read.
-type proc struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-	err  error // exit status, valid after done
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-// startEcho runs udp-echo in namespace A with args and waits for
-// "listening".
-func startEcho(t *testing.T, lab *vethlab.Lab, args ...string) *proc {
-	t.Helper()
-	cmd := lab.CommandA(bin(t, "udp-echo"), append([]string{"-iface", lab.IfA}, args...)...)
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	listening := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		seen := false
-		for sc.Scan() {
-			p.mu.Lock()
-			p.out.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			if !seen && strings.Contains(sc.Text(), "listening") {
-				seen = true
-				close(listening)
-			}
-		}
-		pr.Close()
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("udp-echo output:\n%s", p.output())
-		}
-	})
-	select {
-	case <-listening:
-	case <-p.done:
-		t.Fatalf("udp-echo exited before listening (%v):\n%s", p.err, p.output())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("udp-echo not listening after 20s:\n%s", p.output())
-	}
-	return p
-}
-
-// stop sends sig and waits for the exit status.
-func (p *proc) stop(t *testing.T, sig syscall.Signal) error {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(5 * time.Second):
-		t.Fatalf("udp-echo still running 5s after %v:\n%s", sig, p.output())
-		return nil
-	}
-}
-
-// counters parses the "group: key=value ..." lines into "group.key".
-func counters(out string) map[string]uint64 {
-	m := map[string]uint64{}
-	for _, line := range strings.Split(out, "\n") {
-		group, rest, ok := strings.Cut(line, ": ")
-		if !ok || strings.Contains(group, " ") {
-			continue
-		}
-		for _, f := range strings.Fields(rest) {
-			k, v, ok := strings.Cut(f, "=")
-			if !ok {
-				continue
-			}
-			if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-				m[group+"."+k] = n
-			}
-		}
-	}
-	return m
-}
-
-// summary parses a kudp client summary line.
-func summary(line string) map[string]float64 {
-	m := map[string]float64{}
-	for _, f := range strings.Fields(line) {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			continue
-		}
-		if x, err := strconv.ParseFloat(v, 64); err == nil {
-			m[k] = x
-		}
-	}
-	return m
-}
 
 // kudpClient runs `kudp client` in namespace B and checks that every
 // request came back intact.
 func kudpClient(t *testing.T, lab *vethlab.Lab, remote string, n int, args ...string) map[string]float64 {
 	t.Helper()
 	args = append([]string{"client", "-remote", remote, "-n", strconv.Itoa(n), "-verify"}, args...)
-	out, err := lab.CommandB(bin(t, "kudp"), args...).Output()
-	s := summary(string(out))
+	out, err := lab.CommandB(labtest.Build(t, "../kudp"), args...).Output()
+	s := labtest.ParseFloats(string(out))
 	t.Logf("kudp client %v: %s", args[3:], bytes.TrimSpace(out))
 	if err != nil {
 		t.Fatalf("kudp client: %v\n%s", err, out)
@@ -209,40 +38,30 @@ func kudpClient(t *testing.T, lab *vethlab.Lab, remote string, n int, args ...st
 	return s
 }
 
-// xdpAttached reports whether an XDP program is attached to IfA.
-func xdpAttached(t *testing.T, lab *vethlab.Lab) bool {
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
+
+// startEcho runs udp-echo in namespace A with args and waits for
+// "listening".
+func startEcho(t *testing.T, lab *vethlab.Lab, args ...string) *labtest.Proc {
 	t.Helper()
-	var attached bool
-	err := lab.RunInA(func() error {
-		l, err := netlink.LinkByIndex(lab.IndexA)
-		if err != nil {
-			return err
-		}
-		x := l.Attrs().Xdp
-		attached = x != nil && x.Attached
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return attached
+	return labtest.Start(t, lab.CommandA(labtest.Build(t, "."), append([]string{"-iface", lab.IfA}, args...)...), "listening")
 }
 
 // checkCleanExit stops p with sig and checks the exit status, the printed
 // counters and that no XDP program is left on IfA.
-func checkCleanExit(t *testing.T, lab *vethlab.Lab, p *proc, sig syscall.Signal, echoed uint64) map[string]uint64 {
+func checkCleanExit(t *testing.T, lab *vethlab.Lab, p *labtest.Proc, sig syscall.Signal, echoed uint64) map[string]uint64 {
 	t.Helper()
-	if !xdpAttached(t, lab) {
+	if !labtest.XDPAttached(t, lab, labtest.A) {
 		t.Error("no XDP program attached while udp-echo runs")
 	}
-	if err := p.stop(t, sig); err != nil {
-		t.Fatalf("exit after %v: %v\n%s", sig, err, p.output())
+	if err := p.Stop(t, sig, 5*time.Second); err != nil {
+		t.Fatalf("exit after %v: %v\n%s", sig, err, p.Output())
 	}
-	out := p.output()
+	out := p.Output()
 	if !strings.Contains(out, "detached") {
 		t.Errorf("output lacks \"detached\":\n%s", out)
 	}
-	k := counters(out)
+	k := labtest.Counters(out)
 	if k["echo.echoed"] != echoed || k["queue.pops"] != echoed || k["echo.completed"] != echoed {
 		t.Errorf("echoed %d, pops %d, completed %d, want %d", k["echo.echoed"], k["queue.pops"], k["echo.completed"], echoed)
 	}
@@ -251,7 +70,7 @@ func checkCleanExit(t *testing.T, lab *vethlab.Lab, p *proc, sig syscall.Signal,
 			t.Errorf("%s = %d (present %v), want 0", key, v, ok)
 		}
 	}
-	if xdpAttached(t, lab) {
+	if labtest.XDPAttached(t, lab, labtest.A) {
 		t.Error("XDP program still attached after a clean exit")
 	}
 	return k
@@ -262,7 +81,7 @@ func TestDedicatedEchoesEveryByteToKernelClient(t *testing.T) {
 	lab := vethlab.ForTest(t, vethlab.Config{Name: "ue"})
 	a := lab.AddrA.Addr().String()
 	p := startEcho(t, lab, "-addr", a+":7")
-	out := p.output()
+	out := p.Output()
 	for _, want := range []string{a + ":7", "mode=dedicated", "xdp=copy"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("listening line lacks %q:\n%s", want, out)
@@ -349,8 +168,8 @@ func TestSharedEchoLeavesKernelTrafficAlone(t *testing.T) {
 	}()
 
 	p := startEcho(t, lab, "-addr", a.String()+":7777", "-mode", "shared")
-	if !strings.Contains(p.output(), "mode=shared") {
-		t.Errorf("listening line lacks mode=shared:\n%s", p.output())
+	if !strings.Contains(p.Output(), "mode=shared") {
+		t.Errorf("listening line lacks mode=shared:\n%s", p.Output())
 	}
 	const n = 20_000
 	for round := 0; round < 2; round++ {
@@ -378,7 +197,7 @@ func TestFlagErrorsExitOne(t *testing.T) {
 		{"-iface", "dx-none", "-addr", "198.51.100.1:7", "-pops", "0"},          // bad pops
 		{"-iface", "dx-no-such-if", "-addr", "198.51.100.1:7", "-prefix", "24"}, // no interface
 	} {
-		out, err := exec.Command(bin(t, "udp-echo"), args...).CombinedOutput()
+		out, err := exec.Command(labtest.Build(t, "."), args...).CombinedOutput()
 		ee, ok := err.(*exec.ExitError)
 		if !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "udp-echo:") {
 			t.Errorf("%v: err %v, output %q; want exit 1 with a message", args, err, out)

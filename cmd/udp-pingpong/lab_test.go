@@ -5,22 +5,18 @@ package main
 // kernel's UDP echo and against udp-echo (a libOS) in namespace A.
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/demixdp/demixdp/internal/labtest"
 	"github.com/demixdp/demixdp/internal/priv"
 	"github.com/demixdp/demixdp/internal/vethlab"
 )
@@ -28,152 +24,20 @@ import (
 // clientAddr is the libOS client's address in B (the kernel in B has .2).
 const clientAddr = "198.51.100.3"
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// goTool is the go command of the toolchain that built this test, or the
-// one on PATH.
-func goTool() string {
-	//lint:ignore SA1019 the test binary runs where it was built, so GOROOT is meaningful
-	g := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(g); err == nil {
-		return g
-	}
-	return "go"
-}
-
-// bin builds udp-pingpong, udp-echo and kudp once per test binary run and
-// returns the path of the named one.
-func bin(t *testing.T, name string) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "udp-pingpong-test-"); buildErr != nil {
-			return
-		}
-		for _, pkg := range []string{".", "../udp-echo", "../kudp"} {
-			out, err := exec.Command(goTool(), "build", "-o", binDir+"/", pkg).CombinedOutput()
-			if err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, name)
-}
-
-// server is a process in namespace A that prints "listening" when ready.
-type server struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-	err  error
-}
-
-func (s *server) output() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.out.String()
-}
-
-// startServer runs cmd and waits for "listening"; cleanup kills it.
-func startServer(t *testing.T, cmd *exec.Cmd) *server {
-	t.Helper()
-	s := &server{cmd: cmd, done: make(chan struct{})}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	listening := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		seen := false
-		for sc.Scan() {
-			s.mu.Lock()
-			s.out.WriteString(sc.Text() + "\n")
-			s.mu.Unlock()
-			if !seen && strings.Contains(sc.Text(), "listening") {
-				seen = true
-				close(listening)
-			}
-		}
-		pr.Close()
-		s.err = cmd.Wait()
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			cmd.Process.Signal(syscall.SIGINT)
-			select {
-			case <-s.done:
-			case <-time.After(5 * time.Second):
-				cmd.Process.Kill()
-				<-s.done
-			}
-		}
-		if t.Failed() {
-			t.Logf("server output:\n%s", s.output())
-		}
-	})
-	select {
-	case <-listening:
-	case <-s.done:
-		t.Fatalf("server exited before listening (%v):\n%s", s.err, s.output())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("server not listening after 20s:\n%s", s.output())
-	}
-	return s
-}
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
 
 // pingpong runs udp-pingpong in namespace B and returns its summary and
 // exit code.
 func pingpong(t *testing.T, lab *vethlab.Lab, remote string, args ...string) (map[string]float64, int) {
 	t.Helper()
 	args = append([]string{"-iface", lab.IfB, "-local", clientAddr + ":9000", "-remote", remote}, args...)
-	cmd := lab.CommandB(bin(t, "udp-pingpong"), args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	cmd := lab.CommandB(labtest.Build(t, "."), args...)
+	out, stderr, code := labtest.Run(t, cmd)
 	t.Logf("udp-pingpong %v: exit %d: %s", args[6:], code, bytes.TrimSpace(out))
 	if code == 2 {
-		t.Fatalf("udp-pingpong setup error:\n%s", stderr.String())
+		t.Fatalf("udp-pingpong setup error:\n%s", stderr)
 	}
-	m := map[string]float64{}
-	for _, f := range strings.Fields(string(out)) {
-		if k, v, ok := strings.Cut(f, "="); ok {
-			if x, err := strconv.ParseFloat(v, 64); err == nil {
-				m[k] = x
-			}
-		}
-	}
-	return m, code
+	return labtest.ParseFloats(string(out)), code
 }
 
 // checkClean fails unless a run of n round trips got every reply intact
@@ -196,7 +60,7 @@ func TestAgainstKernelEcho(t *testing.T) {
 	priv.Require(t, "udp-pingpong on a veth lab")
 	lab := vethlab.ForTest(t, vethlab.Config{Name: "up", KernelAddrA: true})
 	remote := lab.AddrA.Addr().String() + ":7"
-	startServer(t, lab.CommandA(bin(t, "kudp"), "echo", "-addr", remote))
+	labtest.Start(t, lab.CommandA(labtest.Build(t, "../kudp"), "echo", "-addr", remote), "listening")
 	for _, size := range []int{1, 64, 1472} {
 		const n = 5000
 		s, code := pingpong(t, lab, remote, "-n", strconv.Itoa(n), "-size", strconv.Itoa(size))
@@ -208,7 +72,7 @@ func TestAgainstUDPEcho(t *testing.T) {
 	priv.Require(t, "udp-pingpong on a veth lab")
 	lab := vethlab.ForTest(t, vethlab.Config{Name: "up"})
 	remote := lab.AddrA.Addr().String() + ":7"
-	echo := startServer(t, lab.CommandA(bin(t, "udp-echo"), "-iface", lab.IfA, "-addr", remote, "-spin", "1ms"))
+	echo := labtest.Start(t, lab.CommandA(labtest.Build(t, "../udp-echo"), "-iface", lab.IfA, "-addr", remote, "-spin", "1ms"), "listening")
 	total := 0
 	for _, size := range []int{1, 7, 8, 64, 1472} {
 		const n = 5000
@@ -216,10 +80,9 @@ func TestAgainstUDPEcho(t *testing.T) {
 		checkClean(t, s, code, n)
 		total += n + 10
 	}
-	echo.cmd.Process.Signal(syscall.SIGINT)
-	<-echo.done
-	if echo.err != nil || !strings.Contains(echo.output(), fmt.Sprintf("echoed=%d ", total)) {
-		t.Errorf("udp-echo: exit %v, want echoed=%d:\n%s", echo.err, total, echo.output())
+	err := echo.Stop(t, syscall.SIGINT, 30*time.Second)
+	if err != nil || !strings.Contains(echo.Output(), fmt.Sprintf("echoed=%d ", total)) {
+		t.Errorf("udp-echo: exit %v, want echoed=%d:\n%s", err, total, echo.Output())
 	}
 }
 
@@ -227,7 +90,7 @@ func TestLossIsReportedAndFailsTheRun(t *testing.T) {
 	priv.Require(t, "udp-pingpong on a veth lab")
 	lab := vethlab.ForTest(t, vethlab.Config{Name: "up"})
 	a := lab.AddrA.Addr().String()
-	startServer(t, lab.CommandA(bin(t, "udp-echo"), "-iface", lab.IfA, "-addr", a+":7"))
+	labtest.Start(t, lab.CommandA(labtest.Build(t, "../udp-echo"), "-iface", lab.IfA, "-addr", a+":7"), "listening")
 	// Nobody is bound to port 8: every request is lost.
 	s, code := pingpong(t, lab, a+":8", "-n", "3", "-warmup", "0", "-timeout", "100ms")
 	if code != 1 || s["lost"] != 3 || s["received"] != 0 {

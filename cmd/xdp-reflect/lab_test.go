@@ -4,7 +4,6 @@ package main
 // kernel in namespace B as the peer.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -13,162 +12,23 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
+	"github.com/demixdp/demixdp/internal/labtest"
 	"github.com/demixdp/demixdp/internal/priv"
 	"github.com/demixdp/demixdp/internal/vethlab"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	binDir    string
-	buildErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// goTool is the go command of the toolchain that built this test (the test
-// runs from the source tree that go test compiled it in), or the one on PATH.
-func goTool() string {
-	//lint:ignore SA1019 the test binary runs where it was built, so GOROOT is meaningful
-	g := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(g); err == nil {
-		return g
-	}
-	return "go"
-}
-
-// reflectorBinary builds this command once per test binary run.
-func reflectorBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "xdp-reflect-test-"); buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "xdp-reflect")
-		cmd := exec.Command(goTool(), "build", "-o", binPath, ".")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-// proc is a running reflector whose output the test can read.
-type proc struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer // stdout and stderr, interleaved
-	done chan struct{}
-	err  error // exit status, valid after done
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
 
 // startReflector runs xdp-reflect in namespace A and waits for "listening".
-func startReflector(t *testing.T, lab *vethlab.Lab, args ...string) *proc {
+func startReflector(t *testing.T, lab *vethlab.Lab, args ...string) *labtest.Proc {
 	t.Helper()
-	bin := reflectorBinary(t)
-	p := &proc{cmd: lab.CommandA(bin, append([]string{"-iface", lab.IfA}, args...)...), done: make(chan struct{})}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Stdout, p.cmd.Stderr = pw, pw
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	listening := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(pr)
-		seen := false
-		for sc.Scan() {
-			p.mu.Lock()
-			p.out.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			if !seen && strings.Contains(sc.Text(), "listening") {
-				seen = true
-				close(listening)
-			}
-		}
-		pr.Close()
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("reflector output:\n%s", p.output())
-		}
-	})
-	select {
-	case <-listening:
-	case <-p.done:
-		t.Fatalf("reflector exited before listening (%v):\n%s", p.err, p.output())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("reflector not listening after 20s:\n%s", p.output())
-	}
-	return p
-}
-
-// stop sends sig and waits for the exit.
-func (p *proc) stop(t *testing.T, sig syscall.Signal) error {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(10 * time.Second):
-		t.Fatalf("reflector still running 10s after %v:\n%s", sig, p.output())
-		return nil
-	}
-}
-
-// counters parses every key=value token the reflector printed.
-func (p *proc) counters(t *testing.T) map[string]uint64 {
-	t.Helper()
-	m := map[string]uint64{}
-	for _, f := range strings.Fields(p.output()) {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			continue
-		}
-		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-			m[k] = n
-		}
-	}
-	return m
+	return labtest.Start(t, lab.CommandA(labtest.Build(t, "."), append([]string{"-iface", lab.IfA}, args...)...), "listening")
 }
 
 // dialB opens a UDP socket in namespace B connected to AddrA:port.
@@ -184,25 +44,6 @@ func dialB(t *testing.T, lab *vethlab.Lab, port int) *net.UDPConn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// xdpAttached reports whether an XDP program is attached to IfA.
-func xdpAttached(t *testing.T, lab *vethlab.Lab) bool {
-	t.Helper()
-	var attached bool
-	err := lab.RunInA(func() error {
-		l, err := netlink.LinkByIndex(lab.IndexA)
-		if err != nil {
-			return err
-		}
-		x := l.Attrs().Xdp
-		attached = x != nil && x.Attached
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return attached
 }
 
 // fillPayload writes datagram seq: the sequence number (little endian, as
@@ -263,8 +104,8 @@ func TestReflectsEveryDatagramByteForByte(t *testing.T) {
 	lab := vethlab.ForTest(t, vethlab.Config{KernelAddrA: true})
 	const frames = 512
 	p := startReflector(t, lab, "-frames", strconv.Itoa(frames), "-addr", lab.AddrA.Addr().String())
-	if !strings.Contains(p.output(), "mode=copy") && !strings.Contains(p.output(), "mode=zerocopy") {
-		t.Fatalf("listening line does not name the mode:\n%s", p.output())
+	if !strings.Contains(p.Output(), "mode=copy") && !strings.Contains(p.Output(), "mode=zerocopy") {
+		t.Fatalf("listening line does not name the mode:\n%s", p.Output())
 	}
 	c := dialB(t, lab, 7777)
 
@@ -273,10 +114,10 @@ func TestReflectsEveryDatagramByteForByte(t *testing.T) {
 	roundTrips(t, c, n, 32)
 	t.Logf("%d round trips in %v", n, time.Since(start))
 
-	if err := p.stop(t, syscall.SIGINT); err != nil {
-		t.Fatalf("exit: %v\n%s", err, p.output())
+	if err := p.Stop(t, syscall.SIGINT, 10*time.Second); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.Output())
 	}
-	k := p.counters(t)
+	k := labtest.ParseUints(p.Output())
 	t.Logf("counters: rx=%d tx=%d completed=%d filled=%d dropped=%d loop_allocs=%d polls=%d kicks=%d",
 		k["rx"], k["tx"], k["completed"], k["filled"], k["dropped"], k["loop_allocs"], k["polls"], k["kicks"])
 	if k["verdict_reflected"] != n || k["tx"] != n {
@@ -384,19 +225,19 @@ func TestSharedModeKernelKeepsOtherTraffic(t *testing.T) {
 			}
 		}
 	}
-	if err := p.stop(t, syscall.SIGTERM); err != nil {
-		t.Fatalf("exit: %v\n%s", err, p.output())
+	if err := p.Stop(t, syscall.SIGTERM, 10*time.Second); err != nil {
+		t.Fatalf("exit: %v\n%s", err, p.Output())
 	}
-	k := p.counters(t)
+	k := labtest.ParseUints(p.Output())
 	if k["verdict_reflected"] != 200 {
 		t.Errorf("reflected %d, want 200", k["verdict_reflected"])
 	}
 	// Port 7778, ARP and ICMP never reached the socket.
 	if k["verdict_wrong_port"] != 0 || k["verdict_not_ipv4"] != 0 || k["verdict_not_udp"] != 0 {
-		t.Errorf("kernel traffic reached the socket:\n%s", p.output())
+		t.Errorf("kernel traffic reached the socket:\n%s", p.Output())
 	}
 	if k["passed"] == 0 {
-		t.Errorf("steering passed nothing to the kernel:\n%s", p.output())
+		t.Errorf("steering passed nothing to the kernel:\n%s", p.Output())
 	}
 }
 
@@ -404,17 +245,17 @@ func TestSIGKILLLeavesNoXDPProgram(t *testing.T) {
 	priv.Require(t, "AF_XDP reflector on a veth lab")
 	lab := vethlab.ForTest(t, vethlab.Config{KernelAddrA: true})
 	p := startReflector(t, lab)
-	if !xdpAttached(t, lab) {
+	if !labtest.XDPAttached(t, lab, labtest.A) {
 		t.Fatal("no XDP program attached while the reflector runs")
 	}
-	err := p.stop(t, syscall.SIGKILL)
+	err := p.Stop(t, syscall.SIGKILL, 10*time.Second)
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
 		t.Fatalf("exit after SIGKILL: %v", err)
 	}
 	// The bpf_link dies with the last fd; its release may trail the exit.
 	deadline := time.Now().Add(5 * time.Second)
-	for xdpAttached(t, lab) {
+	for labtest.XDPAttached(t, lab, labtest.A) {
 		if time.Now().After(deadline) {
 			t.Fatal("XDP program still attached 5s after SIGKILL")
 		}
@@ -423,7 +264,7 @@ func TestSIGKILLLeavesNoXDPProgram(t *testing.T) {
 	// And the interface is usable again by a new reflector.
 	p2 := startReflector(t, lab)
 	roundTrips(t, dialB(t, lab, 7777), 100, 8)
-	if err := p2.stop(t, syscall.SIGINT); err != nil {
+	if err := p2.Stop(t, syscall.SIGINT, 10*time.Second); err != nil {
 		t.Fatalf("second reflector: %v", err)
 	}
 }
@@ -433,20 +274,20 @@ func TestSIGINTExitsZeroWithCounters(t *testing.T) {
 	lab := vethlab.ForTest(t, vethlab.Config{KernelAddrA: true})
 	p := startReflector(t, lab, "-busy")
 	roundTrips(t, dialB(t, lab, 7777), 1000, 16)
-	if err := p.stop(t, syscall.SIGINT); err != nil {
-		t.Fatalf("exit after SIGINT: %v\n%s", err, p.output())
+	if err := p.Stop(t, syscall.SIGINT, 10*time.Second); err != nil {
+		t.Fatalf("exit after SIGINT: %v\n%s", err, p.Output())
 	}
-	out := p.output()
+	out := p.Output()
 	for _, want := range []string{"rx=", "tx=", "dropped=", "xdp: rx_dropped=", "steering: redirected=", "detached"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	k := p.counters(t)
+	k := labtest.ParseUints(p.Output())
 	if k["rx"] != 1000 || k["tx"] != 1000 || k["redirected"] != 1000 {
 		t.Errorf("rx=%d tx=%d redirected=%d, want 1000 each", k["rx"], k["tx"], k["redirected"])
 	}
-	if xdpAttached(t, lab) {
+	if labtest.XDPAttached(t, lab, labtest.A) {
 		t.Error("XDP program still attached after a clean exit")
 	}
 }

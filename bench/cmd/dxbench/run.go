@@ -390,6 +390,11 @@ func (h *harness) tcpRound(l, lo lab, round int) {
 		keep   bool // the next configuration uses this server
 	}
 	all := []string{"tcp_rtt", "tcp_connect", "tcp_bulk"}
+	// Every round has its own service ports: a new libOS client process
+	// starts its ephemeral ports and TCP timestamp clock afresh, and the
+	// kernel server's TIME_WAIT from the previous round would reject (PAWS)
+	// the reused 4-tuples, costing a 1 s SYN timeout per collision.
+	port := strconv.Itoa(7001 + 10*(round-1))
 	libosClient := func(remote string, prof string) []string {
 		a := []string{d, "client", "-stack", "libos", "-iface", l["IFB"], "-addr", "198.51.100.22/24", "-port", "9000", "-remote", remote}
 		if prof != "" {
@@ -398,20 +403,20 @@ func (h *harness) tcpRound(l, lo lab, round int) {
 		return a
 	}
 	cfgs := []cfg{
-		{"kernel", l, []string{d, "tcp-server", "-stack", "kernel", "-addr", l["ADDRA"], "-port", "7001"},
-			[]string{d, "client", "-stack", "kernel", "-remote", l["A"] + ":7001"}, all, true},
-		{"libos_client/kernel", l, nil, libosClient(l["A"]+":7001", ""), all, false},
-		{"kernel_offload", lo, []string{d, "tcp-server", "-stack", "kernel", "-addr", lo["ADDRA"], "-port", "7001"},
-			[]string{d, "client", "-stack", "kernel", "-remote", lo["A"] + ":7001"}, []string{"tcp_bulk"}, false},
-		{"gvisor", l, []string{d, "tcp-server", "-stack", "gvisor", "-iface", l["IFA"], "-addr", "198.51.100.31/24", "-port", "7001"},
-			[]string{d, "client", "-stack", "gvisor", "-iface", l["IFB"], "-addr", "198.51.100.32/24", "-port", "9000", "-remote", "198.51.100.31:7001"}, all, true},
+		{"kernel", l, []string{d, "tcp-server", "-stack", "kernel", "-addr", l["ADDRA"], "-port", port},
+			[]string{d, "client", "-stack", "kernel", "-remote", l["A"] + ":"+port}, all, true},
+		{"libos_client/kernel", l, nil, libosClient(l["A"]+":"+port, ""), all, false},
+		{"kernel_offload", lo, []string{d, "tcp-server", "-stack", "kernel", "-addr", lo["ADDRA"], "-port", port},
+			[]string{d, "client", "-stack", "kernel", "-remote", lo["A"] + ":"+port}, []string{"tcp_bulk"}, false},
+		{"gvisor", l, []string{d, "tcp-server", "-stack", "gvisor", "-iface", l["IFA"], "-addr", "198.51.100.31/24", "-port", port},
+			[]string{d, "client", "-stack", "gvisor", "-iface", l["IFB"], "-addr", "198.51.100.32/24", "-port", "9000", "-remote", "198.51.100.31:"+port}, all, true},
 		{"kernel_client/gvisor", l, nil,
-			[]string{d, "client", "-stack", "kernel", "-remote", "198.51.100.31:7001"}, all, false},
-		{"libos", l, []string{d, "tcp-server", "-stack", "libos", "-iface", l["IFA"], "-addr", "198.51.100.21/24", "-port", "7001",
+			[]string{d, "client", "-stack", "kernel", "-remote", "198.51.100.31:"+port}, all, false},
+		{"libos", l, []string{d, "tcp-server", "-stack", "libos", "-iface", l["IFA"], "-addr", "198.51.100.21/24", "-port", port,
 			"-cpuprofile", filepath.Join(w, "libos-tcp-server.pprof")},
-			libosClient("198.51.100.21:7001", "libos-client-tcp.pprof"), all, true},
+			libosClient("198.51.100.21:"+port, "libos-client-tcp.pprof"), all, true},
 		{"kernel_client/libos", l, nil,
-			[]string{d, "client", "-stack", "kernel", "-remote", "198.51.100.21:7001"}, all, false},
+			[]string{d, "client", "-stack", "kernel", "-remote", "198.51.100.21:"+port}, all, false},
 	}
 	skip := false // the server of a shared pair failed
 	for _, c := range cfgs {

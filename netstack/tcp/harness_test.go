@@ -308,12 +308,25 @@ func TestTransferClean(t *testing.T) {
 	transfer(t, memwire.Config{Seed: 1}, 50<<20, tcp.Config{})
 }
 
+// checkRTOs fails if the transfer needed more than max RTOs in all. The
+// figures before RACK-TLP (DupThresh recovery, head-only detection of lost
+// retransmissions, no tail loss probe) are logged beside.
+func checkRTOs(t *testing.T, p *pair, max uint64, before uint64) {
+	n := p.a.s.TCP().Counters().RTOs + p.b.s.TCP().Counters().RTOs
+	t.Logf("RTOs: %d (before RACK-TLP: %d)", n, before)
+	if n > max {
+		t.Errorf("%d RTOs, want at most %d", n, max)
+	}
+}
+
 func TestTransferLoss1(t *testing.T) {
-	transfer(t, memwire.Config{Seed: 2, Loss: 0.01, Reorder: 0.01, Dup: 0.01, Corrupt: 0.005}, 50<<20, tcp.Config{})
+	p := transfer(t, memwire.Config{Seed: 2, Loss: 0.01, Reorder: 0.01, Dup: 0.01, Corrupt: 0.005}, 50<<20, tcp.Config{})
+	checkRTOs(t, p, 0, 1)
 }
 
 func TestTransferLoss5(t *testing.T) {
-	transfer(t, memwire.Config{Seed: 3, Loss: 0.05, Reorder: 0.02, Dup: 0.02, Corrupt: 0.01}, 50<<20, tcp.Config{})
+	p := transfer(t, memwire.Config{Seed: 3, Loss: 0.05, Reorder: 0.02, Dup: 0.02, Corrupt: 0.01}, 50<<20, tcp.Config{})
+	checkRTOs(t, p, 6, 12)
 }
 
 func TestTransferNewRenoLoss(t *testing.T) {

@@ -91,6 +91,9 @@ func (e *Endpoint) rackDelivered(s *txSeg, now int64) {
 		return
 	}
 	end := s.end()
+	if !r.valid {
+		r.fack = end // the zero Seq is no lower bound
+	}
 	if !s.rexmit && end.LessThan(r.fack) {
 		r.reord = true
 	}

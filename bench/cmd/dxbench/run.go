@@ -404,19 +404,19 @@ func (h *harness) tcpRound(l, lo lab, round int) {
 	}
 	cfgs := []cfg{
 		{"kernel", l, []string{d, "tcp-server", "-stack", "kernel", "-addr", l["ADDRA"], "-port", port},
-			[]string{d, "client", "-stack", "kernel", "-remote", l["A"] + ":"+port}, all, true},
+			[]string{d, "client", "-stack", "kernel", "-remote", l["A"] + ":" + port}, all, true},
 		{"libos_client/kernel", l, nil, libosClient(l["A"]+":"+port, ""), all, false},
 		{"kernel_offload", lo, []string{d, "tcp-server", "-stack", "kernel", "-addr", lo["ADDRA"], "-port", port},
-			[]string{d, "client", "-stack", "kernel", "-remote", lo["A"] + ":"+port}, []string{"tcp_bulk"}, false},
+			[]string{d, "client", "-stack", "kernel", "-remote", lo["A"] + ":" + port}, []string{"tcp_bulk"}, false},
 		{"gvisor", l, []string{d, "tcp-server", "-stack", "gvisor", "-iface", l["IFA"], "-addr", "198.51.100.31/24", "-port", port},
-			[]string{d, "client", "-stack", "gvisor", "-iface", l["IFB"], "-addr", "198.51.100.32/24", "-port", "9000", "-remote", "198.51.100.31:"+port}, all, true},
+			[]string{d, "client", "-stack", "gvisor", "-iface", l["IFB"], "-addr", "198.51.100.32/24", "-port", "9000", "-remote", "198.51.100.31:" + port}, all, true},
 		{"kernel_client/gvisor", l, nil,
-			[]string{d, "client", "-stack", "kernel", "-remote", "198.51.100.31:"+port}, all, false},
+			[]string{d, "client", "-stack", "kernel", "-remote", "198.51.100.31:" + port}, all, false},
 		{"libos", l, []string{d, "tcp-server", "-stack", "libos", "-iface", l["IFA"], "-addr", "198.51.100.21/24", "-port", port,
 			"-cpuprofile", filepath.Join(w, "libos-tcp-server.pprof")},
 			libosClient("198.51.100.21:"+port, "libos-client-tcp.pprof"), all, true},
 		{"kernel_client/libos", l, nil,
-			[]string{d, "client", "-stack", "kernel", "-remote", "198.51.100.21:"+port}, all, false},
+			[]string{d, "client", "-stack", "kernel", "-remote", "198.51.100.21:" + port}, all, false},
 	}
 	skip := false // the server of a shared pair failed
 	for _, c := range cfgs {

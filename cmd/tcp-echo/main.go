@@ -34,39 +34,25 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
-	"time"
 
+	"github.com/demixdp/demixdp/internal/cli"
 	"github.com/demixdp/demixdp/libos"
-	"golang.org/x/sys/unix"
 )
 
 // options are the command-line settings.
 type options struct {
-	iface      string
-	addr       string
-	prefix     int
-	mode       string
-	gateway    string
-	frames     int
-	spin       time.Duration
-	backlog    int
-	cpuprofile string
+	common  cli.LibOSFlags
+	addr    string
+	backlog int
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.iface, "iface", "", "interface to take queue 0 of (required)")
+	o.common.Register(flag.CommandLine, cli.FlagHelp{Gateway: "next hop for off-link clients (optional)", Frames: true, CPUProfile: true})
 	flag.StringVar(&o.addr, "addr", "", "IPv4 address and TCP port to serve, IP:PORT (required)")
-	flag.IntVar(&o.prefix, "prefix", 24, "on-link prefix length of the address")
-	flag.StringVar(&o.mode, "mode", "dedicated", "dedicated (the libOS owns the address) or shared (the kernel's address)")
-	flag.StringVar(&o.gateway, "gateway", "", "next hop for off-link clients (optional)")
-	flag.IntVar(&o.frames, "frames", 0, "UMEM frames (0: the libOS default)")
-	flag.DurationVar(&o.spin, "spin", 0, "busy-poll this long after the last activity before sleeping in poll(2) (0: the libOS default, negative: never spin)")
 	flag.IntVar(&o.backlog, "backlog", 1024, "established connections waiting for accept (1-4096)")
-	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
 	if err := run(o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "tcp-echo:", err)
@@ -77,54 +63,18 @@ func main() {
 // config turns the options into a libOS configuration and the address to
 // listen on.
 func (o *options) config() (libos.Config, netip.AddrPort, error) {
-	var cfg libos.Config
-	if o.iface == "" {
-		return cfg, netip.AddrPort{}, errors.New("-iface is required")
-	}
 	ap, err := netip.ParseAddrPort(o.addr)
 	if err != nil || !ap.Addr().Is4() || ap.Addr().IsUnspecified() || ap.Port() == 0 {
-		return cfg, netip.AddrPort{}, fmt.Errorf("-addr %q: want an IPv4 IP:PORT", o.addr)
-	}
-	if o.prefix < 1 || o.prefix > 32 {
-		return cfg, netip.AddrPort{}, fmt.Errorf("-prefix %d: want 1-32", o.prefix)
-	}
-	mode, err := libos.ParseMode(o.mode)
-	if err != nil {
-		return cfg, netip.AddrPort{}, fmt.Errorf("-mode: %w", err)
+		return libos.Config{}, netip.AddrPort{}, fmt.Errorf("-addr %q: want an IPv4 IP:PORT", o.addr)
 	}
 	if o.backlog < 1 || o.backlog > 4096 {
-		return cfg, netip.AddrPort{}, fmt.Errorf("-backlog %d: want 1-4096", o.backlog)
+		return libos.Config{}, netip.AddrPort{}, fmt.Errorf("-backlog %d: want 1-4096", o.backlog)
 	}
-	if o.frames < 0 {
-		return cfg, netip.AddrPort{}, fmt.Errorf("-frames %d: want >= 0", o.frames)
-	}
-	cfg = libos.Config{
-		Interface: o.iface,
-		Addr:      netip.PrefixFrom(ap.Addr(), o.prefix),
-		Mode:      mode,
-		Frames:    o.frames,
-		Spin:      o.spin,
-	}
-	if o.gateway != "" {
-		if cfg.Gateway, err = netip.ParseAddr(o.gateway); err != nil || !cfg.Gateway.Is4() {
-			return cfg, netip.AddrPort{}, fmt.Errorf("-gateway %q: not an IPv4 address", o.gateway)
-		}
+	cfg, err := o.common.Config(ap.Addr())
+	if err != nil {
+		return cfg, netip.AddrPort{}, err
 	}
 	return cfg, ap, nil
-}
-
-// openLibOS opens the libOS, retrying EBUSY for up to 3 seconds: when the
-// queue's previous owner has just exited, the kernel releases the queue
-// from deferred work shortly afterwards.
-func openLibOS(cfg libos.Config) (*libos.LibOS, error) {
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		lib, err := libos.New(cfg)
-		if err == nil || !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
-			return lib, err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func run(o options, out io.Writer) error {
@@ -132,17 +82,11 @@ func run(o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if o.cpuprofile != "" {
-		f, err := os.Create(o.cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cli.StartProfile(o.common.CPUProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 
 	var stop atomic.Bool
 	sigs := make(chan os.Signal, 1)
@@ -153,7 +97,7 @@ func run(o options, out io.Writer) error {
 		stop.Store(true)
 	}()
 
-	lib, err := openLibOS(cfg)
+	lib, err := cli.Open(cfg)
 	if err != nil {
 		return err
 	}
@@ -168,12 +112,8 @@ func run(o options, out io.Writer) error {
 	if err := lib.Listen(lqd, o.backlog); err != nil {
 		return fmt.Errorf("listen %v: %w", ap, err)
 	}
-	xmode := "copy"
-	if lib.ZeroCopy() {
-		xmode = "zerocopy"
-	}
 	fmt.Fprintf(out, "tcp-echo: listening on %v (%s) iface=%s mode=%v xdp=%s mtu=%d\n",
-		ap, cfg.Addr, cfg.Interface, cfg.Mode, xmode, lib.MTU())
+		ap, cfg.Addr, cfg.Interface, cfg.Mode, cli.XDPMode(lib), lib.MTU())
 
 	s := newServer(lib, lqd)
 	loopErr := s.serve(&stop)

@@ -204,14 +204,3 @@ func TestFlagErrorsExitOne(t *testing.T) {
 		}
 	}
 }
-
-func TestSnake(t *testing.T) {
-	for in, want := range map[string]string{
-		"RxDescs": "rx_descs", "ICMPEchoReplies": "icmp_echo_replies", "UDP": "udp",
-		"OwnershipErrors": "ownership_errors", "RxFillRingEmptyDescs": "rx_fill_ring_empty_descs",
-	} {
-		if got := snake(in); got != want {
-			t.Errorf("snake(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -42,36 +42,33 @@ import (
 	"strings"
 	"time"
 
+	"github.com/demixdp/demixdp/internal/cli"
 	"github.com/demixdp/demixdp/libos"
-	"golang.org/x/sys/unix"
 )
 
 // options are the command-line settings.
 type options struct {
-	iface    string
+	common   cli.LibOSFlags
 	local    string
 	remote   string
 	bytes    string
 	inflight int
-	prefix   int
-	mode     string
-	gateway  string
 	timeout  time.Duration
-	spin     time.Duration
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.iface, "iface", "", "interface to take queue 0 of (required)")
+	o.common.Register(flag.CommandLine, cli.FlagHelp{
+		Prefix:   "on-link prefix length of the local address",
+		Gateway:  "next hop for an off-link remote (optional)",
+		Spin:     0,
+		SpinHelp: "busy-poll this long before sleeping in poll(2) (0: the libOS default, negative: never spin)",
+	})
 	flag.StringVar(&o.local, "local", "", "the libOS's IPv4 address (IP or IP:PORT; required)")
 	flag.StringVar(&o.remote, "remote", "", "the server, IP:PORT (required)")
 	flag.StringVar(&o.bytes, "bytes", "100M", "bytes to send (suffixes K, M, G: powers of 1024)")
 	flag.IntVar(&o.inflight, "inflight", 64, "pushes outstanding at most (1-1024)")
-	flag.IntVar(&o.prefix, "prefix", 24, "on-link prefix length of the local address")
-	flag.StringVar(&o.mode, "mode", "dedicated", "dedicated (the libOS owns the address) or shared (the kernel's address)")
-	flag.StringVar(&o.gateway, "gateway", "", "next hop for an off-link remote (optional)")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "give up when nothing completes for this long")
-	flag.DurationVar(&o.spin, "spin", 0, "busy-poll this long before sleeping in poll(2) (0: the libOS default, negative: never spin)")
 	flag.Parse()
 	os.Exit(run(o))
 }
@@ -105,9 +102,6 @@ func parseLocal(s string) (netip.Addr, error) {
 // config turns the options into a libOS configuration, the addresses and
 // the byte count.
 func (o *options) config() (cfg libos.Config, local netip.Addr, remote netip.AddrPort, n int64, err error) {
-	if o.iface == "" {
-		return cfg, local, remote, 0, errors.New("-iface is required")
-	}
 	if local, err = parseLocal(o.local); err != nil || !local.Is4() || local.IsUnspecified() {
 		return cfg, local, remote, 0, fmt.Errorf("-local %q: want an IPv4 address", o.local)
 	}
@@ -117,41 +111,13 @@ func (o *options) config() (cfg libos.Config, local netip.Addr, remote netip.Add
 	if n, err = parseBytes(o.bytes); err != nil {
 		return cfg, local, remote, 0, err
 	}
-	if o.prefix < 1 || o.prefix > 32 {
-		return cfg, local, remote, 0, fmt.Errorf("-prefix %d: want 1-32", o.prefix)
-	}
-	mode, err := libos.ParseMode(o.mode)
-	if err != nil {
-		return cfg, local, remote, 0, fmt.Errorf("-mode: %w", err)
-	}
 	if o.inflight < 1 || o.inflight > 1024 || o.timeout <= 0 {
 		return cfg, local, remote, 0, errors.New("need 1 <= -inflight <= 1024 and -timeout > 0")
 	}
-	cfg = libos.Config{
-		Interface: o.iface,
-		Addr:      netip.PrefixFrom(local, o.prefix),
-		Mode:      mode,
-		Spin:      o.spin,
-	}
-	if o.gateway != "" {
-		if cfg.Gateway, err = netip.ParseAddr(o.gateway); err != nil || !cfg.Gateway.Is4() {
-			return cfg, local, remote, 0, fmt.Errorf("-gateway %q: not an IPv4 address", o.gateway)
-		}
+	if cfg, err = o.common.Config(local); err != nil {
+		return cfg, local, remote, 0, err
 	}
 	return cfg, local, remote, n, nil
-}
-
-// openLibOS opens the libOS, retrying EBUSY for up to 3 seconds (the
-// queue's previous owner may have just exited).
-func openLibOS(cfg libos.Config) (*libos.LibOS, error) {
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		lib, err := libos.New(cfg)
-		if err == nil || !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
-			return lib, err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func run(o options) int {
@@ -163,7 +129,7 @@ func run(o options) int {
 	if err != nil {
 		return fail(2, err)
 	}
-	lib, err := openLibOS(cfg)
+	lib, err := cli.Open(cfg)
 	if err != nil {
 		return fail(2, err)
 	}
@@ -172,12 +138,8 @@ func run(o options) int {
 	if err != nil {
 		return fail(2, err)
 	}
-	xmode := "copy"
-	if lib.ZeroCopy() {
-		xmode = "zerocopy"
-	}
 	fmt.Fprintf(os.Stderr, "tcp-bulk: %v -> %v iface=%s mode=%v xdp=%s bytes=%d inflight=%d segment=%d\n",
-		local, remote, cfg.Interface, cfg.Mode, xmode, n, o.inflight, lib.SegmentSize())
+		local, remote, cfg.Interface, cfg.Mode, cli.XDPMode(lib), n, o.inflight, lib.SegmentSize())
 
 	s := newSender(lib, qd, n, o.inflight, o.timeout, rand.Uint64())
 	var ms runtime.MemStats

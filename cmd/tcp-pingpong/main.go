@@ -33,7 +33,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -41,25 +40,21 @@ import (
 	"os"
 	"time"
 
+	"github.com/demixdp/demixdp/internal/cli"
 	"github.com/demixdp/demixdp/libos"
-	"golang.org/x/sys/unix"
 )
 
 // options are the command-line settings.
 type options struct {
-	iface   string
+	common  cli.LibOSFlags
 	local   string
 	remote  string
 	n       int
 	size    int
 	conns   int
 	warmup  int
-	prefix  int
-	mode    string
-	gateway string
 	nodelay bool
 	timeout time.Duration
-	spin    time.Duration
 }
 
 // maxConns bounds -conns.
@@ -67,19 +62,20 @@ const maxConns = 4096
 
 func main() {
 	var o options
-	flag.StringVar(&o.iface, "iface", "", "interface to take queue 0 of (required)")
+	o.common.Register(flag.CommandLine, cli.FlagHelp{
+		Prefix:   "on-link prefix length of the local address",
+		Gateway:  "next hop for an off-link remote (optional)",
+		Spin:     time.Millisecond,
+		SpinHelp: "busy-poll this long before sleeping in poll(2) (negative: never spin)",
+	})
 	flag.StringVar(&o.local, "local", "", "the libOS's IPv4 address (IP or IP:PORT; required)")
 	flag.StringVar(&o.remote, "remote", "", "the echo server, IP:PORT (required)")
 	flag.IntVar(&o.n, "n", 10000, "measured round trips, over all connections")
 	flag.IntVar(&o.size, "size", 64, "request bytes")
 	flag.IntVar(&o.conns, "conns", 1, "connections, each with one request outstanding")
 	flag.IntVar(&o.warmup, "warmup", 10, "unmeasured round trips per connection first")
-	flag.IntVar(&o.prefix, "prefix", 24, "on-link prefix length of the local address")
-	flag.StringVar(&o.mode, "mode", "dedicated", "dedicated (the libOS owns the address) or shared (the kernel's address)")
-	flag.StringVar(&o.gateway, "gateway", "", "next hop for an off-link remote (optional)")
 	flag.BoolVar(&o.nodelay, "nodelay", true, "turn Nagle's algorithm off (TCP_NODELAY)")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "give up when nothing completes for this long")
-	flag.DurationVar(&o.spin, "spin", time.Millisecond, "busy-poll this long before sleeping in poll(2) (negative: never spin)")
 	flag.Parse()
 	os.Exit(run(o))
 }
@@ -94,50 +90,19 @@ func parseLocal(s string) (netip.Addr, error) {
 
 // config turns the options into a libOS configuration and the addresses.
 func (o *options) config() (cfg libos.Config, local netip.Addr, remote netip.AddrPort, err error) {
-	if o.iface == "" {
-		return cfg, local, remote, errors.New("-iface is required")
-	}
 	if local, err = parseLocal(o.local); err != nil || !local.Is4() || local.IsUnspecified() {
 		return cfg, local, remote, fmt.Errorf("-local %q: want an IPv4 address", o.local)
 	}
 	if remote, err = netip.ParseAddrPort(o.remote); err != nil || !remote.Addr().Is4() || remote.Port() == 0 {
 		return cfg, local, remote, fmt.Errorf("-remote %q: want an IPv4 IP:PORT with a port", o.remote)
 	}
-	if o.prefix < 1 || o.prefix > 32 {
-		return cfg, local, remote, fmt.Errorf("-prefix %d: want 1-32", o.prefix)
-	}
-	mode, err := libos.ParseMode(o.mode)
-	if err != nil {
-		return cfg, local, remote, fmt.Errorf("-mode: %w", err)
-	}
 	if o.n < 1 || o.size < 1 || o.conns < 1 || o.conns > maxConns || o.warmup < 0 || o.timeout <= 0 {
 		return cfg, local, remote, fmt.Errorf("need -n >= 1, -size >= 1, 1 <= -conns <= %d, -warmup >= 0, -timeout > 0", maxConns)
 	}
-	cfg = libos.Config{
-		Interface: o.iface,
-		Addr:      netip.PrefixFrom(local, o.prefix),
-		Mode:      mode,
-		Spin:      o.spin,
-	}
-	if o.gateway != "" {
-		if cfg.Gateway, err = netip.ParseAddr(o.gateway); err != nil || !cfg.Gateway.Is4() {
-			return cfg, local, remote, fmt.Errorf("-gateway %q: not an IPv4 address", o.gateway)
-		}
+	if cfg, err = o.common.Config(local); err != nil {
+		return cfg, local, remote, err
 	}
 	return cfg, local, remote, nil
-}
-
-// openLibOS opens the libOS, retrying EBUSY for up to 3 seconds (the
-// queue's previous owner may have just exited).
-func openLibOS(cfg libos.Config) (*libos.LibOS, error) {
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		lib, err := libos.New(cfg)
-		if err == nil || !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
-			return lib, err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func run(o options) int {
@@ -149,7 +114,7 @@ func run(o options) int {
 	if err != nil {
 		return fail(err)
 	}
-	lib, err := openLibOS(cfg)
+	lib, err := cli.Open(cfg)
 	if err != nil {
 		return fail(err)
 	}
@@ -164,12 +129,8 @@ func run(o options) int {
 	if err != nil {
 		return fail(err)
 	}
-	xmode := "copy"
-	if lib.ZeroCopy() {
-		xmode = "zerocopy"
-	}
 	fmt.Fprintf(os.Stderr, "tcp-pingpong: %v -> %v iface=%s mode=%v xdp=%s size=%d n=%d conns=%d warmup=%d nodelay=%v\n",
-		local, remote, cfg.Interface, cfg.Mode, xmode, o.size, o.n, o.conns, o.warmup, o.nodelay)
+		local, remote, cfg.Interface, cfg.Mode, cli.XDPMode(lib), o.size, o.n, o.conns, o.warmup, o.nodelay)
 
 	r, err := c.run()
 	fmt.Println(r.summary())

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/demixdp/demixdp/internal/cli"
 	"github.com/demixdp/demixdp/libos"
 )
 
@@ -69,12 +70,12 @@ func TestSummaryFormat(t *testing.T) {
 
 func TestFlagErrors(t *testing.T) {
 	for _, o := range []options{
-		{local: "198.51.100.3:9", remote: "198.51.100.1:7", n: 1, size: 1, prefix: 24, mode: "dedicated", timeout: time.Second},
-		{iface: "x", local: "198.51.100.3", remote: "198.51.100.1:7", n: 1, size: 1, prefix: 24, mode: "dedicated", timeout: time.Second},
-		{iface: "x", local: "198.51.100.3:9", remote: "198.51.100.1:0", n: 1, size: 1, prefix: 24, mode: "dedicated", timeout: time.Second},
-		{iface: "x", local: "198.51.100.3:9", remote: "198.51.100.1:7", n: 0, size: 1, prefix: 24, mode: "dedicated", timeout: time.Second},
-		{iface: "x", local: "198.51.100.3:9", remote: "198.51.100.1:7", n: 1, size: 1, prefix: 24, mode: "both", timeout: time.Second},
-		{iface: "x", local: "198.51.100.3:9", remote: "198.51.100.1:7", n: 1, size: 1, prefix: 33, mode: "shared", timeout: time.Second},
+		{common: cli.LibOSFlags{Iface: "", Prefix: 24, Mode: "dedicated"}, local: "198.51.100.3:9", remote: "198.51.100.1:7", n: 1, size: 1, timeout: time.Second},
+		{common: cli.LibOSFlags{Iface: "x", Prefix: 24, Mode: "dedicated"}, local: "198.51.100.3", remote: "198.51.100.1:7", n: 1, size: 1, timeout: time.Second},
+		{common: cli.LibOSFlags{Iface: "x", Prefix: 24, Mode: "dedicated"}, local: "198.51.100.3:9", remote: "198.51.100.1:0", n: 1, size: 1, timeout: time.Second},
+		{common: cli.LibOSFlags{Iface: "x", Prefix: 24, Mode: "dedicated"}, local: "198.51.100.3:9", remote: "198.51.100.1:7", n: 0, size: 1, timeout: time.Second},
+		{common: cli.LibOSFlags{Iface: "x", Prefix: 24, Mode: "both"}, local: "198.51.100.3:9", remote: "198.51.100.1:7", n: 1, size: 1, timeout: time.Second},
+		{common: cli.LibOSFlags{Iface: "x", Prefix: 33, Mode: "shared"}, local: "198.51.100.3:9", remote: "198.51.100.1:7", n: 1, size: 1, timeout: time.Second},
 	} {
 		if _, _, _, err := o.config(); err == nil {
 			t.Errorf("%+v: no error", o)

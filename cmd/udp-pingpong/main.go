@@ -41,39 +41,36 @@ import (
 	"os"
 	"time"
 
+	"github.com/demixdp/demixdp/internal/cli"
 	"github.com/demixdp/demixdp/libos"
-	"golang.org/x/sys/unix"
 )
 
 // options are the command-line settings.
 type options struct {
-	iface     string
+	common    cli.LibOSFlags
 	local     string
 	remote    string
 	n         int
 	size      int
-	prefix    int
-	mode      string
-	gateway   string
 	warmup    int
 	timeout   time.Duration
-	spin      time.Duration
 	allowLoss uint64
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.iface, "iface", "", "interface to take queue 0 of (required)")
+	o.common.Register(flag.CommandLine, cli.FlagHelp{
+		Prefix:   "on-link prefix length of the local address",
+		Gateway:  "next hop for an off-link remote (optional)",
+		Spin:     time.Millisecond,
+		SpinHelp: "busy-poll this long before sleeping in poll(2) (negative: never spin)",
+	})
 	flag.StringVar(&o.local, "local", "", "the libOS's IPv4 address and UDP port, IP:PORT (required; port 0: ephemeral)")
 	flag.StringVar(&o.remote, "remote", "", "the echo server, IP:PORT (required)")
 	flag.IntVar(&o.n, "n", 10000, "measured round trips")
 	flag.IntVar(&o.size, "size", 64, "UDP payload bytes")
-	flag.IntVar(&o.prefix, "prefix", 24, "on-link prefix length of the local address")
-	flag.StringVar(&o.mode, "mode", "dedicated", "dedicated (the libOS owns the address) or shared (the kernel's address)")
-	flag.StringVar(&o.gateway, "gateway", "", "next hop for an off-link remote (optional)")
 	flag.IntVar(&o.warmup, "warmup", 100, "unmeasured round trips first (ARP, caches)")
 	flag.DurationVar(&o.timeout, "timeout", time.Second, "a reply later than this counts as lost")
-	flag.DurationVar(&o.spin, "spin", time.Millisecond, "busy-poll this long before sleeping in poll(2) (negative: never spin)")
 	flag.Uint64Var(&o.allowLoss, "allow-loss", 0, "lost requests tolerated before exiting 1")
 	flag.Parse()
 	os.Exit(run(o))
@@ -82,50 +79,19 @@ func main() {
 // config turns the options into a libOS configuration and the two
 // addresses.
 func (o *options) config() (cfg libos.Config, local, remote netip.AddrPort, err error) {
-	if o.iface == "" {
-		return cfg, local, remote, errors.New("-iface is required")
-	}
 	if local, err = netip.ParseAddrPort(o.local); err != nil || !local.Addr().Is4() || local.Addr().IsUnspecified() {
 		return cfg, local, remote, fmt.Errorf("-local %q: want an IPv4 IP:PORT", o.local)
 	}
 	if remote, err = netip.ParseAddrPort(o.remote); err != nil || !remote.Addr().Is4() || remote.Port() == 0 {
 		return cfg, local, remote, fmt.Errorf("-remote %q: want an IPv4 IP:PORT with a port", o.remote)
 	}
-	if o.prefix < 1 || o.prefix > 32 {
-		return cfg, local, remote, fmt.Errorf("-prefix %d: want 1-32", o.prefix)
-	}
-	mode, err := libos.ParseMode(o.mode)
-	if err != nil {
-		return cfg, local, remote, fmt.Errorf("-mode: %w", err)
-	}
 	if o.n < 1 || o.warmup < 0 || o.size < 1 || o.timeout <= 0 {
 		return cfg, local, remote, errors.New("need -n >= 1, -warmup >= 0, -size >= 1, -timeout > 0")
 	}
-	cfg = libos.Config{
-		Interface: o.iface,
-		Addr:      netip.PrefixFrom(local.Addr(), o.prefix),
-		Mode:      mode,
-		Spin:      o.spin,
-	}
-	if o.gateway != "" {
-		if cfg.Gateway, err = netip.ParseAddr(o.gateway); err != nil || !cfg.Gateway.Is4() {
-			return cfg, local, remote, fmt.Errorf("-gateway %q: not an IPv4 address", o.gateway)
-		}
+	if cfg, err = o.common.Config(local.Addr()); err != nil {
+		return cfg, local, remote, err
 	}
 	return cfg, local, remote, nil
-}
-
-// openLibOS opens the libOS, retrying EBUSY for up to 3 seconds (the
-// queue's previous owner may have just exited).
-func openLibOS(cfg libos.Config) (*libos.LibOS, error) {
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		lib, err := libos.New(cfg)
-		if err == nil || !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
-			return lib, err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func run(o options) int {
@@ -137,7 +103,7 @@ func run(o options) int {
 	if err != nil {
 		return fail(err)
 	}
-	lib, err := openLibOS(cfg)
+	lib, err := cli.Open(cfg)
 	if err != nil {
 		return fail(err)
 	}
@@ -151,13 +117,9 @@ func run(o options) int {
 	if err != nil {
 		return fail(err)
 	}
-	xmode := "copy"
-	if lib.ZeroCopy() {
-		xmode = "zerocopy"
-	}
 	la, _ := lib.LocalAddr(p.qd)
 	fmt.Fprintf(os.Stderr, "udp-pingpong: %v -> %v iface=%s mode=%v xdp=%s size=%d n=%d warmup=%d\n",
-		la, remote, cfg.Interface, cfg.Mode, xmode, o.size, o.n, o.warmup)
+		la, remote, cfg.Interface, cfg.Mode, cli.XDPMode(lib), o.size, o.n, o.warmup)
 
 	r, err := p.run()
 	fmt.Println(r.summary())

@@ -29,7 +29,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -37,6 +36,7 @@ import (
 	"time"
 
 	"github.com/demixdp/demixdp/bpf"
+	"github.com/demixdp/demixdp/internal/cli"
 	"github.com/demixdp/demixdp/umem"
 	"github.com/demixdp/demixdp/xdp"
 )
@@ -179,17 +179,11 @@ func run(o options) (int, error) {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() { <-sigs; stop.Store(true) }()
 
-	if o.cpuprofile != "" {
-		f, err := os.Create(o.cpuprofile)
-		if err != nil {
-			return 2, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return 2, err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cli.StartProfile(o.cpuprofile)
+	if err != nil {
+		return 2, err
 	}
+	defer stopProfile()
 	// A first request can die in ARP-less silence only if -dstmac is wrong;
 	// the warm-up absorbs the kernel's first-packet costs.
 	elapsed := c.run(stop.Load, o.duration)

@@ -25,12 +25,12 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/pprof"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/demixdp/demixdp/bpf"
+	"github.com/demixdp/demixdp/internal/cli"
 	"github.com/demixdp/demixdp/umem"
 	"github.com/demixdp/demixdp/xdp"
 )
@@ -179,17 +179,11 @@ func run(o options) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() { <-sigs; stop.Store(true) }()
 
-	if o.cpuprofile != "" {
-		f, err := os.Create(o.cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cli.StartProfile(o.cpuprofile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 
 	modeName := "copy"
 	if sock.ZeroCopy() {

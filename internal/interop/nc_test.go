@@ -1,40 +1,21 @@
 package interop
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/demixdp/demixdp/internal/labtest"
 	"github.com/demixdp/demixdp/internal/priv"
 	"github.com/demixdp/demixdp/internal/vethlab"
 )
-
-// build compiles the commands the tests run, once per test binary.
-func build(t *testing.T, pkgs ...string) string {
-	t.Helper()
-	dir := t.TempDir()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go") //lint:ignore SA1019 the test needs the toolchain that built it
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
-	args := append([]string{"build", "-o", dir + "/"}, pkgs...)
-	cmd := exec.Command(goBin, args...)
-	cmd.Dir = "../.."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return dir
-}
 
 func needNC(t *testing.T) {
 	t.Helper()
@@ -44,61 +25,25 @@ func needNC(t *testing.T) {
 }
 
 // server runs a command in namespace A until the test ends, waiting for its
-// "listening" line.
+// "listening" line; it must exit 0 on the SIGINT that ends it.
 func server(t *testing.T, lab *vethlab.Lab, bin string, args ...string) {
 	t.Helper()
-	cmd := lab.CommandA(bin, args...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan bool, 1)
-	var log bytes.Buffer
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "listening") {
-				ready <- true
-			}
-		}
-		close(ready)
-	}()
-	select {
-	case ok := <-ready:
-		if !ok {
-			t.Fatalf("%s exited before listening:\n%s", bin, log.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s not listening after 10 s", bin)
-	}
+	p := labtest.Start(t, lab.CommandA(bin, args...), "listening")
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGINT)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("%s: %v", filepath.Base(bin), err)
-			}
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			t.Errorf("%s ignored SIGINT", filepath.Base(bin))
+		if err := p.Stop(t, syscall.SIGINT, 10*time.Second); err != nil {
+			t.Errorf("%s: %v\n%s", bin, err, p.Output())
 		}
 	})
 }
+
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
 
 // TestNetcatThroughTCPEcho: OpenBSD netcat in namespace B sends 1 MB to
 // the libOS tcp-echo and gets the same bytes back, then both sides close.
 func TestNetcatThroughTCPEcho(t *testing.T) {
 	needNC(t)
 	lab := vethlab.ForTest(t, vethlab.Config{Name: "nc"})
-	bin := build(t, "./cmd/tcp-echo")
-	server(t, lab, filepath.Join(bin, "tcp-echo"), "-iface", lab.IfA, "-addr", lab.AddrA.Addr().String()+":7")
+	server(t, lab, labtest.Build(t, "../../cmd/tcp-echo"), "-iface", lab.IfA, "-addr", lab.AddrA.Addr().String()+":7")
 	data := make([]byte, 1<<20)
 	rand.Read(data)
 	nc := lab.CommandB("nc", "-N", "-w", "10", lab.AddrA.Addr().String(), "7")
@@ -116,8 +61,7 @@ func TestNetcatThroughTCPEcho(t *testing.T) {
 func TestNetcatThroughUDPEcho(t *testing.T) {
 	needNC(t)
 	lab := vethlab.ForTest(t, vethlab.Config{Name: "ncu"})
-	bin := build(t, "./cmd/udp-echo")
-	server(t, lab, filepath.Join(bin, "udp-echo"), "-iface", lab.IfA, "-addr", lab.AddrA.Addr().String()+":9")
+	server(t, lab, labtest.Build(t, "../../cmd/udp-echo"), "-iface", lab.IfA, "-addr", lab.AddrA.Addr().String()+":9")
 	nc := lab.CommandB("nc", "-u", "-w", "2", lab.AddrA.Addr().String(), "9")
 	nc.Stdin = strings.NewReader("hello from netcat\n")
 	got, _ := nc.Output() // nc -u exits by its -w timeout
@@ -132,7 +76,7 @@ func TestNetcatThroughUDPEcho(t *testing.T) {
 func TestTCPBulkIntoNetcat(t *testing.T) {
 	needNC(t)
 	lab := vethlab.ForTest(t, vethlab.Config{Name: "ncb", KernelAddrA: true})
-	bin := build(t, "./cmd/tcp-bulk")
+	bulk := labtest.Build(t, "../../cmd/tcp-bulk")
 	sink := lab.CommandA("nc", "-l", "-N", lab.AddrA.Addr().String(), "5001")
 	var recv bytes.Buffer
 	sink.Stdout = &recv
@@ -141,7 +85,7 @@ func TestTCPBulkIntoNetcat(t *testing.T) {
 	}
 	t.Cleanup(func() { sink.Process.Kill(); sink.Wait() })
 	time.Sleep(200 * time.Millisecond) // nc has no readiness signal
-	cli := lab.CommandB(filepath.Join(bin, "tcp-bulk"), "-iface", lab.IfB, "-local", "198.51.100.3",
+	cli := lab.CommandB(bulk, "-iface", lab.IfB, "-local", "198.51.100.3",
 		"-remote", lab.AddrA.Addr().String()+":5001", "-bytes", "8M")
 	out, err := cli.Output()
 	if err != nil {

@@ -13,19 +13,18 @@ import (
 // of the netstack's, the frame pool's, the kernel's socket statistics and
 // the steering program's.
 type Counters struct {
-	RxDescs          uint64 // frames taken from the RX ring
-	TxDescs          uint64 // frames posted to the TX ring
-	Completions      uint64 // frames returned by the completion ring
-	Kicks            uint64 // sendto calls that started transmission
-	KickErrors       uint64 // kicks that failed with a non-transient error
-	Sleeps           uint64 // times Wait blocked in poll(2)
-	PollErrors       uint64 // poll(2) failures
-	TxRingFull       uint64 // transmissions refused: the TX ring was full
-	FillStarved      uint64 // fill-ring refills skipped: no free frame
-	SGANoBufs        uint64 // SGAAlloc calls that failed with ENOBUFS
-	PushBackpressure uint64 // TCP pushes refused (EAGAIN) because free frames ran low
-	BadDescs         uint64 // descriptors from the kernel that name no frame
-	OwnershipErrors  uint64 // frame state errors (double free etc.); should stay 0
+	RxDescs         uint64 // frames taken from the RX ring
+	TxDescs         uint64 // frames posted to the TX ring
+	Completions     uint64 // frames returned by the completion ring
+	Kicks           uint64 // sendto calls that started transmission
+	KickErrors      uint64 // kicks that failed with a non-transient error
+	Sleeps          uint64 // times Wait blocked in poll(2)
+	PollErrors      uint64 // poll(2) failures
+	TxRingFull      uint64 // transmissions refused: the TX ring was full
+	FillStarved     uint64 // fill-ring refills skipped: no free frame
+	SGANoBufs       uint64 // SGAAlloc calls that failed with ENOBUFS
+	BadDescs        uint64 // descriptors from the kernel that name no frame
+	OwnershipErrors uint64 // frame state errors (double free etc.); should stay 0
 
 	Stack    stack.Counters
 	TCP      tcp.Counters

@@ -162,7 +162,6 @@ type LibOS struct {
 	link     xskLink
 	epoch    time.Time
 	fillGoal int // frames the fill ring should hold
-	lowWater int // free frames below which TCP pushes get EAGAIN
 	reserve  int // free frames SGAAlloc leaves for the stack's own packets
 	inFill   int // frames currently posted to the fill ring
 
@@ -262,11 +261,13 @@ func New(cfg Config) (*LibOS, error) {
 	}
 	l.link.l = l
 	l.link.tags = make([]uint64, cfg.Frames)
-	// Frames are the scarce resource of a zero-copy stack: a send queue
-	// waiting for ACKs must never hold so many that no frame is left to
-	// receive those ACKs into. TCP buffers default to a share of the UMEM,
-	// pushes see EAGAIN when free frames run low, and SGAAlloc leaves a
-	// reserve for ACKs, ARP and ICMP.
+	// Frames are the scarce resource of a zero-copy stack: queues waiting
+	// for ACKs or for the application must never hold so many that no
+	// frame is left to receive those ACKs into. TCP buffers default to a
+	// share of the UMEM, SGAAlloc leaves a reserve for ACKs, ARP and ICMP,
+	// and below that reserve the link reports itself Scarce: the TCP
+	// engine then drops received payload and out-of-order queues instead
+	// of keeping them, and the peers resend.
 	seg := l.mtu - 52
 	if cfg.TCP.SndBuf == 0 {
 		cfg.TCP.SndBuf = min(4<<20, cfg.Frames/4*seg)
@@ -277,7 +278,6 @@ func New(cfg Config) (*LibOS, error) {
 	l.cfg.TCP = cfg.TCP
 	l.fillGoal = min(cfg.RingSize, cfg.Frames/2)
 	l.reserve = min(64, cfg.Frames/16)
-	l.lowWater = l.reserve + min(cfg.Frames/16, 256)
 	scfg := stack.Config{
 		Addr: cfg.Addr, Gateway: cfg.Gateway, ARP: cfg.ARP, UDPQueueLen: cfg.RecvQueueLen,
 		EphemeralFirst: cfg.EphemeralFirst, EphemeralLast: cfg.EphemeralLast,

@@ -62,6 +62,11 @@ func (k *xskLink) Transmit(b nic.Buf, tag uint64) error {
 	return nil
 }
 
+// Scarce reports that free frames have fallen below the reserve kept for
+// the stack's own packets: received payload is then dropped (and resent
+// by the peer) rather than queued, so frames keep coming back.
+func (k *xskLink) Scarce() bool { return k.l.pool.Available() < k.l.reserve }
+
 // Busy reports whether the frame is on the TX ring, not yet completed.
 func (k *xskLink) Busy(f uint32) bool {
 	st := k.l.pool.State(f)

@@ -179,8 +179,7 @@ func (l *LibOS) Connect(qd QD, remote netip.AddrPort) (QToken, error) {
 // since a retransmission reads them again, so the SGA may be freed at once.
 // Errors: those of PushTo, and for TCP ENOTCONN (not established), EPIPE
 // (after Shutdown or a failed connection) and EAGAIN (the connection's send
-// buffer is full, or the UMEM's free frames are running low: retry after
-// some pushes complete).
+// buffer is full: retry after some of its pushes complete).
 //
 //demixdp:hotpath — allocates nothing.
 func (l *LibOS) Push(qd QD, s *SGA) (QToken, error) {

@@ -108,13 +108,6 @@ func (l *LibOS) connectStream(qd QD, q *queue, remote netip.AddrPort) (QToken, e
 
 //demixdp:hotpath — allocates nothing.
 func (l *LibOS) pushStream(qd QD, q *queue, bufs []nic.Buf) (QToken, error) {
-	if l.pool.Available() < l.lowWater {
-		// Frames are running out: refuse to hold more until pushes
-		// complete (see New).
-		l.ctr.PushBackpressure++
-		q.ctr.PushErrors++
-		return 0, unix.EAGAIN
-	}
 	qt, i := l.ops.alloc(OpPush, qd)
 	if err := q.tcp.Send(bufs, uint64(qt)); err != nil {
 		l.ops.release(i)

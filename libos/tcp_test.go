@@ -206,7 +206,7 @@ func streamEcho(t testing.TB, c *net.TCPConn, n int, seed uint64) {
 		}
 		errc <- c.CloseWrite()
 	}()
-	c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	got, err := io.Copy(h2, c)
 	if err != nil {
 		t.Fatalf("reading the echo after %d bytes: %v", got, err)

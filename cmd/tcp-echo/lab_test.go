@@ -167,7 +167,7 @@ func TestManyKernelClientsAndA50MBStream(t *testing.T) {
 	if want := uint64(conns*each + big); k["echo.bytes"] != want || k["echo.completed"] != k["echo.pushes"] {
 		t.Errorf("echoed %d bytes (want %d), pushes %d completed %d", k["echo.bytes"], want, k["echo.pushes"], k["echo.completed"])
 	}
-	t.Logf("push_eagain=%d push_backpressure=%d max_active=%d", k["echo.push_eagain"], k["libos.push_backpressure"], k["echo.max_active"])
+	t.Logf("push_eagain=%d rcv_pressure_drops=%d max_active=%d", k["echo.push_eagain"], k["libos.tcp.rcv_pressure_drops"], k["echo.max_active"])
 	if k["echo.max_active"] < conns/2 {
 		t.Errorf("max_active=%d: the connections were not served concurrently", k["echo.max_active"])
 	}

@@ -45,6 +45,8 @@ type Link struct {
 	// NoCopy stops Transmit from copying frames into Sent (Bytes stays
 	// nil), for allocation tests.
 	NoCopy bool
+	// ScarceBelow makes Scarce report true below that many free frames.
+	ScarceBelow int
 }
 
 // New returns a link with n frames of size frameSize and the given headroom.
@@ -114,6 +116,9 @@ func (l *Link) Transmit(b nic.Buf, tag uint64) error {
 	l.Sent = append(l.Sent, Sent{Frame: b.Frame, Tag: tag, Bytes: cp})
 	return nil
 }
+
+// Scarce implements nic.Link: fewer than ScarceBelow frames are free.
+func (l *Link) Scarce() bool { return len(l.free) < l.ScarceBelow }
 
 // Busy implements nic.Link.
 func (l *Link) Busy(f uint32) bool { return l.inflight[f] }

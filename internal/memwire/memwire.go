@@ -109,7 +109,9 @@ type Link struct {
 	refs     []int32
 	inflight []bool
 	free     []uint32
-	done     []txDone // transmitted, completing at the next Step
+	// ScarceBelow makes Scarce report true below that many free frames.
+	ScarceBelow int
+	done        []txDone // transmitted, completing at the next Step
 	// OnComplete, if set, gets each non-zero tag when its frame completes.
 	OnComplete func(tag uint64)
 	// Errors records ownership violations.
@@ -160,6 +162,9 @@ func (l *Link) errorf(format string, args ...any) {
 }
 
 // Ref implements nic.Link.
+// Scarce implements nic.Link: fewer than ScarceBelow frames are free.
+func (l *Link) Scarce() bool { return len(l.free) < l.ScarceBelow }
+
 // Busy implements nic.Link.
 func (l *Link) Busy(f uint32) bool { return l.inflight[f] }
 

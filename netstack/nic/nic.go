@@ -71,6 +71,11 @@ type Link interface {
 	// must not be rewritten (a zero-copy NIC may be reading them) and
 	// Transmit would fail with ErrTxFull.
 	Busy(frame uint32) bool
+	// Scarce reports that the link's free frames are running low: the
+	// stack should keep no more received payload than it must, so that
+	// frames keep coming back for receiving (an ACK that frees a send
+	// queue needs a frame to arrive in).
+	Scarce() bool
 	// Ref takes one more reference on a frame.
 	Ref(frame uint32)
 	// Release drops one reference; the last one returns the frame to the

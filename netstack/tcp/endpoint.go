@@ -681,6 +681,20 @@ func (e *Endpoint) releaseRQ() {
 	}
 }
 
+// pruneOOO drops the out-of-order queue and releases its frames. Data we
+// SACKed is thereby reneged on (RFC 2018 §8 allows it): the peer resends
+// it after its retransmission timeout.
+func (e *Endpoint) pruneOOO() {
+	for i := range e.ooo {
+		s := &e.ooo[i]
+		for ; s.pieces > 0; s.pieces-- {
+			e.p.link.Release(s.b.Frame)
+		}
+	}
+	e.reasm.Reset(e.rcvNxt)
+	e.oooBytes = 0
+}
+
 // destroy frees every resource of the endpoint and takes it out of every
 // table. The application may still hold the pointer: it sees CLOSED.
 func (e *Endpoint) destroy() {
@@ -696,14 +710,7 @@ func (e *Endpoint) destroy() {
 	for e.sqN > 0 {
 		e.popSQ(nil, false)
 	}
-	for i := range e.ooo {
-		s := &e.ooo[i]
-		for ; s.pieces > 0; s.pieces-- {
-			p.link.Release(s.b.Frame)
-		}
-	}
-	e.reasm.Reset(e.rcvNxt)
-	e.oooBytes = 0
+	e.pruneOOO()
 	if e.orphan || e.err == nil {
 		e.releaseRQ()
 	}

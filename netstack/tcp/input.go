@@ -557,6 +557,21 @@ func (e *Endpoint) receive(seg *segment, now int64) bool {
 		seg.b.Len = int(n)
 		fin = false
 	}
+	if n > 0 && p.link.Scarce() {
+		// Free frames are running out: keep none of this payload (its
+		// ACK was processed, so send queues keep draining) and let the
+		// peer resend it; a FIN behind it waits for the resend too. The
+		// out-of-order queue goes as well, as Linux prunes it under
+		// memory pressure: its frames could only come back once the gap
+		// is filled, and the data that fills it is what we now refuse.
+		p.ctr.RcvPressureDrops++
+		if e.reasm.Len() > 0 {
+			p.ctr.OOOPruned++
+			e.pruneOOO()
+		}
+		e.ackNow = true
+		n, fin = 0, false
+	}
 	if fin {
 		e.finPend, e.finAt = true, seq.Add(n)
 	}

@@ -139,6 +139,8 @@ type Counters struct {
 	FastRecoveries   uint64 // entries into fast recovery
 	Malformed        uint64 // dropped: truncated, bad data offset or options
 	NoACK            uint64 // dropped: no ACK, SYN or RST flag where one is required
+	RcvPressureDrops uint64 // payload not queued because the link's frames ran low
+	OOOPruned        uint64 // out-of-order queues dropped because the link's frames ran low
 	BadChecksum      uint64 // dropped: bad checksum
 	NoPort           uint64 // segments for no connection or listener (answered by RST unless RST)
 	RSTsOut          uint64 // resets sent

@@ -905,3 +905,59 @@ func TestFullSendBufferGivesEAGAINThenWritable(t *testing.T) {
 		t.Fatalf("done %v", f.h.done)
 	}
 }
+
+// Under frame scarcity the engine keeps no received payload: data is
+// dropped (and the peer will resend it), the out-of-order queue is pruned
+// so its frames come back, but the ACK a segment carries is still taken.
+func TestScarceFramesDropPayloadAndPruneOutOfOrder(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, iss := f.established(nil)
+	// Queue out-of-order data while frames are plentiful.
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 4, ack: iss + 1, data: []byte("def")})
+	f.one(tcp.FlagACK)
+	held := f.link.Free()
+	// Our data in flight, for the peer to acknowledge.
+	b, _ := f.link.Alloc()
+	b.Len = copy(b.Data[b.Off:], "xyz")
+	if err := e.Send([]nic.Buf{b}, 7); err != nil {
+		t.Fatal(err)
+	}
+	f.link.Release(b.Frame)
+	f.link.Complete()
+	// Now the link runs short: the gap-filler arrives, acking our data.
+	f.link.ScarceBelow = f.link.Free() + 1
+	before := f.h.s.TCP().Counters()
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: iss + 4, data: []byte("abc")})
+	after := f.h.s.TCP().Counters()
+	if after.RcvPressureDrops != before.RcvPressureDrops+1 || after.OOOPruned != before.OOOPruned+1 {
+		t.Fatalf("pressure drops %d -> %d, pruned %d -> %d", before.RcvPressureDrops, after.RcvPressureDrops, before.OOOPruned, after.OOOPruned)
+	}
+	if e.Readable() != 0 {
+		t.Fatalf("%d bytes queued while scarce", e.Readable())
+	}
+	if err, ok := f.h.done[7]; !ok || err != nil {
+		t.Fatalf("the ACK in the dropped segment was not processed: push done %v, %v", ok, err)
+	}
+	if a := f.one(tcp.FlagACK); a.Ack() != peerISN+1 {
+		t.Fatalf("ack %d: the dropped data must not be acknowledged", a.Ack())
+	}
+	if f.link.Free() <= held {
+		t.Fatalf("pruning gave no frame back: %d free, %d before", f.link.Free(), held)
+	}
+	// Pressure gone: the resent data is taken.
+	f.link.ScarceBelow = 0
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: iss + 4, data: []byte("abcdef")})
+	f.advance(50 * time.Millisecond) // the delayed ACK
+	if a := f.one(tcp.FlagACK); a.Ack() != peerISN+7 {
+		t.Fatalf("ack %d after the resend", a.Ack())
+	}
+	got := ""
+	for e.Readable() > 0 {
+		b, _ := e.Recv()
+		got += string(b.Bytes())
+		f.link.Release(b.Frame)
+	}
+	if got != "abcdef" {
+		t.Fatalf("got %q", got)
+	}
+}

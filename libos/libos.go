@@ -161,9 +161,10 @@ type LibOS struct {
 	neigh    *kernelNeighbors
 	link     xskLink
 	epoch    time.Time
-	fillGoal int // frames the fill ring should hold
-	reserve  int // free frames SGAAlloc leaves for the stack's own packets
-	inFill   int // frames currently posted to the fill ring
+	boot     int64 // CLOCK_MONOTONIC at epoch: the stack's clock counts from boot
+	fillGoal int   // frames the fill ring should hold
+	reserve  int   // free frames SGAAlloc leaves for the stack's own packets
+	inFill   int   // frames currently posted to the fill ring
 
 	ops     opTable
 	doneSeq uint64 // operations completed so far: run rescans tokens only when it moves
@@ -199,7 +200,18 @@ func New(cfg Config) (*LibOS, error) {
 			return nil, err
 		}
 	}
-	l := &LibOS{cfg: cfg, ifindex: ifi.Index, mtu: ifi.MTU, epoch: time.Now(), steerRefs: make(map[steerKey]int)}
+	l := &LibOS{cfg: cfg, ifindex: ifi.Index, mtu: ifi.MTU, steerRefs: make(map[steerKey]int)}
+	// The stack's clock counts from boot (CLOCK_MONOTONIC, the clock Go's
+	// monotonic readings use), not from New: TCP timestamps then keep
+	// growing across processes, so a restarted server or client reusing
+	// a 4-tuple that a peer still holds in TIME-WAIT is not refused by
+	// the peer's PAWS check. Peers can read the host's uptime from them,
+	// as from Linux before 4.10.
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return nil, fmt.Errorf("libos: clock_gettime: %w", err)
+	}
+	l.boot, l.epoch = ts.Nano(), time.Now()
 	copy(l.mac[:], ifi.HardwareAddr)
 	if maxMTU := cfg.FrameSize - 256 - 14; l.mtu > maxMTU {
 		// Received frames start XDP_PACKET_HEADROOM (256) bytes into a

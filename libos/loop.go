@@ -19,7 +19,7 @@ type xskLink struct {
 
 func (k *xskLink) HardwareAddr() [6]byte { return k.l.mac }
 func (k *xskLink) MTU() int              { return k.l.mtu }
-func (k *xskLink) Now() int64            { return int64(time.Since(k.l.epoch)) }
+func (k *xskLink) Now() int64            { return k.l.boot + int64(time.Since(k.l.epoch)) }
 
 func (k *xskLink) Alloc() (nic.Buf, error) {
 	l := k.l

@@ -619,3 +619,64 @@ func TestTCPUnderLoss(t *testing.T) {
 
 // tcpLossBytes is how much each direction carries under loss.
 const tcpLossBytes = 100 << 20
+
+// TestTCPRestartReusesTupleInPeerTimeWait: a kernel server closes first, so
+// it holds the connection in TIME-WAIT; a new LibOS (a restarted process)
+// connecting from the same port must be accepted at once. Its timestamps
+// continue the old ones (the clock counts from boot), so the peer's PAWS
+// check does not refuse the SYN: no SYN retransmission, no reset.
+func TestTCPRestartReusesTupleInPeerTimeWait(t *testing.T) {
+	lab := vethlab.ForTest(t, vethlab.Config{Name: "tw"})
+	srv := netip.AddrPortFrom(lab.AddrB.Addr(), 8090)
+	var ln *net.TCPListener
+	lab.RunInB(func() (err error) { ln, err = net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(srv)); return })
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("bye"))
+			c.Close() // the kernel closes first: TIME-WAIT is on its side
+		}
+	}()
+	local := netip.AddrPortFrom(lab.AddrA.Addr(), 50000)
+	for run := 0; run < 2; run++ {
+		var lib *libos.LibOS
+		if err := lab.RunInA(func() (err error) {
+			lib, err = libos.New(libos.Config{Interface: lab.IfA, Addr: lab.AddrA})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		qd, _ := lib.Socket(libos.AF_INET, libos.SOCK_STREAM, 0)
+		if err := lib.Bind(qd, local); err != nil {
+			t.Fatal(err)
+		}
+		ct, _ := lib.Connect(qd, srv)
+		if r, err := lib.Wait(ct, 5*time.Second); err != nil || r.Opcode != libos.OpConnect {
+			t.Fatalf("run %d: connect: %v %+v", run, err, r)
+		}
+		for eof := false; !eof; {
+			pop, _ := lib.Pop(qd)
+			r, err := lib.Wait(pop, 5*time.Second)
+			if err != nil || r.Opcode != libos.OpPop {
+				t.Fatalf("run %d: pop: %v %+v", run, err, r)
+			}
+			eof = len(r.SGA.Segs) == 0
+			lib.SGAFree(r.SGA)
+		}
+		cs, _ := lib.Counters()
+		if run == 1 && (cs.TCP.Retransmits != 0 || cs.TCP.RSTsOut != 0) {
+			t.Fatalf("the restarted client was refused at first: %d retransmissions, %d resets", cs.TCP.Retransmits, cs.TCP.RSTsOut)
+		}
+		if run == 0 {
+			// Let our clock run on, so the FIN's timestamp is well
+			// past what a clock restarting from zero would send next.
+			time.Sleep(400 * time.Millisecond)
+		}
+		lib.CloseQueue(qd)
+		lib.Close()
+	}
+}

@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"math/rand/v2"
 	"time"
 
 	"github.com/demixdp/demixdp/netstack/nic"
@@ -199,7 +200,9 @@ func New(n Network, note Notifier, cfg Config) *Proto {
 		conns:     make(map[Tuple]*Endpoint),
 		listeners: make(map[uint16]*Endpoint),
 		ports:     make(map[uint16]*Endpoint),
-		nextEph:   cfg.EphemeralFirst,
+		// A random first ephemeral port, so a restarted process does not
+		// walk the 4-tuples its predecessor left in TIME-WAIT at the peer.
+		nextEph: cfg.EphemeralFirst + uint16(rand.IntN(int(cfg.EphemeralLast-cfg.EphemeralFirst)+1)),
 	}
 }
 

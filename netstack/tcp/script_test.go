@@ -961,3 +961,44 @@ func TestScarceFramesDropPayloadAndPruneOutOfOrder(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// NewReno (RFC 6582) on a connection without SACK: after a fast
+// retransmit, a partial ACK (one that covers the retransmitted segment but
+// not everything sent before recovery) retransmits the next hole at once,
+// without waiting for more duplicate ACKs or the RTO.
+func TestNewRenoPartialACKRetransmitsNextHole(t *testing.T) {
+	f := newFx(t, tcp.Config{CC: tcp.CCNewReno})
+	e, iss := f.established(nil) // no SACK-permitted: NewReno recovery
+	e.SetNoDelay(true)
+	mss := e.SndMSS()
+	for i := 0; i < 6; i++ {
+		f.push(e, payload(mss), uint64(i+1))
+	}
+	if s := f.sent(); len(s) != 6 {
+		t.Fatalf("sent %d segments, want 6", len(s))
+	}
+	first := iss + 1
+	at := func(i int) tcp.Seq { return first + tcp.Seq(i*mss) }
+	// Segments 0 and 2 are lost: the peer keeps acking segment 0.
+	for i := 0; i < 3; i++ {
+		f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: at(0)})
+	}
+	if r := f.sent(); len(r) == 0 || r[0].Seq() != at(0) {
+		t.Fatalf("fast retransmit: sent %s", describe(r))
+	}
+	// The retransmission fills the first hole: the ACK stops at the second.
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: at(2)})
+	r := f.sent()
+	if len(r) == 0 || r[0].Seq() != at(2) || len(r[0].payload) != mss {
+		t.Fatalf("partial ACK: sent %s, want segment 2 again", describe(r))
+	}
+	if c := e.Counters(); c.FastRecoveries != 1 || c.RTOs != 0 {
+		t.Fatalf("counters %+v: one recovery, no RTO expected", c)
+	}
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: at(6)})
+	for i := 1; i <= 6; i++ {
+		if err, ok := f.h.done[uint64(i)]; !ok || err != nil {
+			t.Fatalf("push %d: done %v %v", i, ok, err)
+		}
+	}
+}

@@ -17,6 +17,8 @@ func TestSnake(t *testing.T) {
 	for in, want := range map[string]string{
 		"RxDescs": "rx_descs", "ICMPEchoReplies": "icmp_echo_replies", "UDP": "udp",
 		"OwnershipErrors": "ownership_errors", "RxFillRingEmptyDescs": "rx_fill_ring_empty_descs",
+		"RTOs": "rtos", "RSTsOut": "rsts_out", "ChallengeACKs": "challenge_acks", "NoACK": "no_ack",
+		"SynCookiesOK": "syn_cookies_ok", "OOOPruned": "ooo_pruned", "TCP": "tcp",
 	} {
 		if got := Snake(in); got != want {
 			t.Errorf("Snake(%q) = %q, want %q", in, got, want)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/binary"
+	"github.com/demixdp/demixdp/netstack/checksum"
 	"net/netip"
 )
 
@@ -32,26 +33,10 @@ type template struct {
 	ep     endpoints
 }
 
-// sum adds b as big-endian 16-bit words to s (RFC 1071), an odd last byte
-// padded with zero.
-func sum(b []byte, s uint32) uint32 {
-	for len(b) >= 2 {
-		s += uint32(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		s += uint32(b[0]) << 8
-	}
-	return s
-}
-
-// fold folds a 32-bit ones'-complement sum to 16 bits and complements it.
-func fold(s uint32) uint16 {
-	for s>>16 != 0 {
-		s = s&0xffff + s>>16
-	}
-	return ^uint16(s)
-}
+// sum and fold are netstack/checksum's ones'-complement sum and its
+// complemented fold (the reference client stays free of the stack itself).
+func sum(b []byte, s uint32) uint32 { return checksum.Sum(b, s) }
+func fold(s uint32) uint16          { return ^checksum.Fold(s) }
 
 // newTemplate builds the request frame for payload bytes of UDP payload
 // (at least minPayload). The IPv4 checksum is final; the UDP checksum is

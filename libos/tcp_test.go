@@ -19,151 +19,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tcpEchoServer accepts connections on addr and echoes every byte back,
-// pushing each popped SGA (a view of the received frame) as it is. When a
-// client closes its side, the server closes the connection once everything
-// is echoed.
-func tcpEchoServer(lib *libos.LibOS, addr netip.AddrPort, ready chan<- error, stop <-chan struct{}) error {
-	lqd, err := lib.Socket(libos.AF_INET, libos.SOCK_STREAM, 0)
-	if err == nil {
-		err = lib.Bind(lqd, addr)
-	}
-	if err == nil {
-		err = lib.Listen(lqd, 1024)
-	}
-	ready <- err
-	if err != nil {
-		return err
-	}
-	acc, err := lib.Accept(lqd)
-	if err != nil {
-		return err
-	}
-	type conn struct {
-		pushes int
-		eof    bool
-		held   *libos.SGA // waiting for send-buffer room (EAGAIN)
-	}
-	conns := map[libos.QD]*conn{}
-	toks := []libos.QToken{acc}
-	// push echoes sga on qd; on EAGAIN it holds the SGA (and stops popping
-	// that connection, so its receive window closes) until a push
-	// completes.
-	push := func(qd libos.QD, c *conn, sga *libos.SGA) error {
-		qt, err := lib.Push(qd, sga)
-		if errors.Is(err, unix.EAGAIN) {
-			c.held = sga
-			return nil
-		}
-		lib.SGAFree(sga)
-		if err != nil {
-			return fmt.Errorf("push: %w", err)
-		}
-		c.pushes++
-		pop, err := lib.Pop(qd)
-		if err != nil {
-			return err
-		}
-		toks = append(toks, qt, pop)
-		return nil
-	}
-	closeConn := func(qd libos.QD) {
-		if c := conns[qd]; c != nil && c.held != nil {
-			lib.SGAFree(c.held)
-		}
-		lib.CloseQueue(qd)
-		delete(conns, qd)
-	}
-	for {
-		select {
-		case <-stop:
-			for qd := range conns {
-				closeConn(qd)
-			}
-			return lib.CloseQueue(lqd)
-		default:
-		}
-		i, r, err := lib.WaitAny(toks, 5*time.Millisecond)
-		if errors.Is(err, unix.ETIMEDOUT) {
-			// Pushes refused for lack of frames may go now.
-			for qd, c := range conns {
-				if sga := c.held; sga != nil {
-					c.held = nil
-					if err := push(qd, c, sga); err != nil {
-						return err
-					}
-				}
-			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		toks = append(toks[:i], toks[i+1:]...)
-		switch r.Opcode {
-		case libos.OpAccept:
-			conns[r.NewQD] = &conn{}
-			pop, err := lib.Pop(r.NewQD)
-			if err != nil {
-				return err
-			}
-			next, err := lib.Accept(lqd)
-			if err != nil {
-				return err
-			}
-			toks = append(toks, pop, next)
-		case libos.OpPop:
-			c := conns[r.QD]
-			if len(r.SGA.Segs) == 0 { // end of stream
-				lib.SGAFree(r.SGA)
-				c.eof = true
-				if c.pushes == 0 {
-					closeConn(r.QD)
-				}
-				continue
-			}
-			if err := push(r.QD, c, r.SGA); err != nil {
-				return err
-			}
-		case libos.OpPush:
-			c := conns[r.QD]
-			c.pushes--
-			if c.held != nil {
-				sga := c.held
-				c.held = nil
-				if err := push(r.QD, c, sga); err != nil {
-					return err
-				}
-			}
-			if c.eof && c.pushes == 0 && c.held == nil {
-				closeConn(r.QD)
-			}
-		case libos.OpFailed:
-			if _, ok := conns[r.QD]; ok && !errors.Is(r.Err, unix.ECANCELED) {
-				closeConn(r.QD) // its other tokens complete with ECANCELED
-			}
-		}
-	}
-}
-
+// startTCPEcho runs a libOS TCP echo server on addr (ctlEcho in
+// hostile_test.go: pops each connection's data and pushes the same SGA
+// back, holding it on EAGAIN, and closes a connection once its client has
+// closed and everything is echoed). The returned function stops it; it
+// also runs on cleanup. Only after it returns may the test touch lib.
 func startTCPEcho(t testing.TB, lib *libos.LibOS, addr netip.AddrPort) (stop func()) {
 	t.Helper()
-	ready, quit, done := make(chan error, 1), make(chan struct{}), make(chan error, 1)
-	go func() { done <- tcpEchoServer(lib, addr, ready, quit) }()
-	if err := <-ready; err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			close(quit)
-			if err := <-done; err != nil {
-				t.Errorf("tcp echo server: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	s := startCtlEcho(t, lib, addr, 1024)
+	return func() { s.stop(t) }
 }
 
 func dialTCPB(t testing.TB, lab *vethlab.Lab, to netip.AddrPort) *net.TCPConn {

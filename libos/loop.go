@@ -150,11 +150,11 @@ func (l *LibOS) reap() int {
 		}
 		tag := l.link.tags[f]
 		l.link.tags[f] = 0
+		l.link.inflight--
 		if l.pool.Completed(f) != nil {
 			l.ctr.OwnershipErrors++
 			continue
 		}
-		l.link.inflight--
 		l.ctr.Completions++
 		if tag != 0 {
 			l.completeOp(QToken(tag), nil)

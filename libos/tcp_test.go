@@ -70,7 +70,9 @@ func streamEcho(t testing.TB, c *net.TCPConn, n int, seed uint64) {
 		}
 		errc <- c.CloseWrite()
 	}()
-	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	// A bound on the whole transfer, for a hang to fail rather than stall
+	// the suite: 100 MB at 5% loss takes a few seconds to a minute here.
+	c.SetReadDeadline(time.Now().Add(3 * time.Minute))
 	got, err := io.Copy(h2, c)
 	if err != nil {
 		t.Fatalf("reading the echo after %d bytes: %v", got, err)

@@ -40,8 +40,31 @@
 //
 // UDP Push completes when the kernel's TX completion returns the frame. A
 // datagram is one SGA; an SGA of several segments is gathered into its first
-// segment's frame (the only copy the API ever makes) and must fit there and
+// segment's frame (a copy, the UDP path's only one) and must fit there and
 // in the MTU, otherwise EMSGSIZE.
+//
+// # TCP
+//
+// A SOCK_STREAM queue adds Listen, Accept (completes with OpAccept and the
+// new connection's queue in Result.NewQD), Connect (completes with OpConnect
+// once established, or fails with ECONNREFUSED or ETIMEDOUT) and Shutdown
+// (half-close). Each SGA segment becomes one TCP segment, its header written
+// into the segment's headroom; SGAAlloc sizes segments so that they fit the
+// MSS, and a longer one is split with its excess copied. A TCP Push
+// completes when the peer has acknowledged every byte of it: until then its
+// frames stay referenced, since a retransmission sends them again, so the
+// SGA may still be freed at once. EAGAIN from Push means the connection's
+// send buffer is full: retry once some of its pushes have completed. A Pop
+// returns the next in-order bytes as a view of the frame they arrived in;
+// an SGA with no segments means the peer has closed its side. CloseQueue
+// closes like close(2): a FIN after the data already pushed, or a reset if
+// received data was left unread.
+//
+// Frames are shared by everything: send queues waiting for ACKs, received
+// data waiting for the application, the fill ring. TCP buffers default to a
+// share of the UMEM, and when free frames run short the stack drops
+// received payload (the peer resends it) rather than let the fill ring run
+// dry. docs/DECISIONS.md in the repository explains these choices.
 //
 // # Errors
 //

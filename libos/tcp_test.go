@@ -479,6 +479,9 @@ func TestTCPUnderLoss(t *testing.T) {
 				t.Fatalf("no loss happened: dropped %d, retransmits %d", lc.Dropped, cs.TCP.Retransmits)
 			}
 			t.Logf("dropped %d frames; libOS retransmits %d, fast recoveries %d, RTOs %d", lc.Dropped, cs.TCP.Retransmits, cs.TCP.FastRecoveries, cs.TCP.RTOs)
+			t.Logf("tcp %+v", cs.TCP)
+			t.Logf("libOS receive side: out-of-order queued %d, dropped %d, pressure drops %d; fill-ring empty %d, RX ring full %d",
+				cs.TCP.OOOQueued, cs.TCP.OOODropped, cs.TCP.RcvPressureDrops, cs.XDP.RxFillRingEmptyDescs, cs.XDP.RxRingFull)
 		})
 	}
 }

@@ -5,6 +5,12 @@
 // pass untouched, so neighbour resolution stays reliable and the loss hits
 // only the traffic under test.
 //
+// The kernel's TCP always builds GSO super-packets and segments them only
+// after the egress hook, so a TC program would drop a whole burst of
+// segments at once. Attach therefore lowers the interface's gso_max_size to
+// one MTU for as long as the loss is attached: every skb the egress program
+// sees is one packet.
+//
 // It is a test tool: attach it only to an interface the test created (the
 // peer end of a lab veth), from inside that interface's network namespace.
 package lossy
@@ -17,10 +23,14 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
 )
 
 // Loss is a loss injector attached to one interface.
 type Loss struct {
+	ifindex  int
+	nl       *netlink.Handle // opened in the interface's namespace, stays bound to it
+	gsoMax   int             // the interface's gso_max_size before Attach; 0 if unchanged
 	counters *ebpf.Map
 	progs    []*ebpf.Program
 	links    []link.Link
@@ -38,7 +48,7 @@ func Attach(ifindex int, rate float64) (*Loss, error) {
 		return nil, fmt.Errorf("lossy: rate %v outside [0, 1)", rate)
 	}
 	threshold := uint32(rate * (1 << 32))
-	l := &Loss{}
+	l := &Loss{ifindex: ifindex}
 	var err error
 	l.counters, err = ebpf.NewMap(&ebpf.MapSpec{Name: "lossy_ctr", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 2})
 	if err != nil {
@@ -54,7 +64,13 @@ func Attach(ifindex int, rate float64) (*Loss, error) {
 	if err != nil {
 		return nil, err
 	}
-	tcProg, err := l.load(ebpf.SchedCLS, threshold, 76, 80, 2 /* TC_ACT_SHOT */, -1 /* TCX_NEXT */)
+	// At egress a plain drop (TC_ACT_SHOT) is seen by the sending kernel
+	// as a local congestion drop: TCP resends at once and nothing is lost
+	// on the wire. Redirecting the packet to the namespace's loopback
+	// instead makes the send succeed; the namespace's own stack then
+	// discards it (it is not addressed to it and forwarding is off), as
+	// a wire would lose it.
+	tcProg, err := l.load(ebpf.SchedCLS, threshold, 76, 80, dropToLoopback, -1 /* TCX_NEXT */)
 	if err != nil {
 		return nil, err
 	}
@@ -68,9 +84,27 @@ func Attach(ifindex int, rate float64) (*Loss, error) {
 		return nil, fmt.Errorf("lossy: attach TCX egress: %w", err)
 	}
 	l.links = append(l.links, tl)
+	// The handle is bound to this (the interface's) namespace, so Close
+	// restores the right interface from whatever thread it runs on.
+	if l.nl, err = netlink.NewHandle(); err != nil {
+		return nil, fmt.Errorf("lossy: netlink: %w", err)
+	}
+	nl, err := l.nl.LinkByIndex(ifindex)
+	if err != nil {
+		return nil, fmt.Errorf("lossy: %w", err)
+	}
+	if old := int(nl.Attrs().GSOMaxSize); old > 0 {
+		if err := l.nl.LinkSetGSOMaxSize(nl, nl.Attrs().MTU); err != nil {
+			return nil, fmt.Errorf("lossy: gso_max_size: %w", err)
+		}
+		l.gsoMax = old
+	}
 	ok = true
 	return l, nil
 }
+
+// dropToLoopback as load's drop verdict redirects the packet to ifindex 1.
+const dropToLoopback = -2
 
 // load builds the program for one hook: dataOff/endOff are the offsets of
 // the packet pointers in the hook's context, drop/pass its verdicts.
@@ -99,11 +133,21 @@ func (l *Loss) load(typ ebpf.ProgramType, threshold uint32, dataOff, endOff int1
 		asm.StoreXAdd(asm.R0, asm.R1, asm.DWord),
 		asm.Mov.Imm(asm.R0, pass).WithSymbol("verdict"),
 		asm.JNE.Imm(asm.R7, 0, "exit"),
-		asm.Mov.Imm(asm.R0, drop),
+	}
+	if drop == dropToLoopback {
+		insns = append(insns,
+			asm.Mov.Imm(asm.R1, 1), // ifindex 1: the namespace's lo
+			asm.Mov.Imm(asm.R2, 0),
+			asm.FnRedirect.Call(), // TC_ACT_REDIRECT
+		)
+	} else {
+		insns = append(insns, asm.Mov.Imm(asm.R0, drop))
+	}
+	insns = append(insns,
 		asm.Return().WithSymbol("exit"),
 		asm.Mov.Imm(asm.R0, pass).WithSymbol("out"),
 		asm.Return(),
-	}
+	)
 	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "lossy", Type: typ, License: "GPL", Instructions: insns})
 	if err != nil {
 		return nil, fmt.Errorf("lossy: load %v program: %w", typ, err)
@@ -122,7 +166,8 @@ func (l *Loss) Counters() (Counters, error) {
 	return c, err
 }
 
-// Close detaches and unloads everything; it is idempotent.
+// Close detaches and unloads everything and restores gso_max_size (in the
+// interface's namespace, from any thread); it is idempotent.
 func (l *Loss) Close() error {
 	var errs []error
 	for _, k := range l.links {
@@ -133,6 +178,16 @@ func (l *Loss) Close() error {
 	}
 	if l.counters != nil {
 		errs = append(errs, l.counters.Close())
+	}
+	if l.nl != nil {
+		if l.gsoMax > 0 {
+			// The namespace may be gone already (then so is the link).
+			if nl, err := l.nl.LinkByIndex(l.ifindex); err == nil {
+				errs = append(errs, l.nl.LinkSetGSOMaxSize(nl, l.gsoMax))
+			}
+		}
+		l.nl.Close()
+		l.nl, l.gsoMax = nil, 0
 	}
 	l.links, l.progs, l.counters = nil, nil, nil
 	return errors.Join(errs...)

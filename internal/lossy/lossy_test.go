@@ -2,6 +2,7 @@ package lossy_test
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/demixdp/demixdp/internal/lossy"
 	"github.com/demixdp/demixdp/internal/vethlab"
+	"github.com/vishvananda/netlink"
 )
 
 // TestLossRate sends UDP both ways across a lab veth with 20% loss on the
@@ -75,6 +77,71 @@ func TestLossRate(t *testing.T) {
 	c, err := loss.Counters()
 	if err != nil || c.Dropped == 0 || c.Passed == 0 {
 		t.Fatalf("counters %+v %v", c, err)
+	}
+
+	// TCP from B: the kernel builds GSO super-packets, which Attach
+	// prevents by lowering gso_max_size, so the egress program sees (and
+	// can drop) every segment: 1 MB is at least 700 of them.
+	var ln *net.TCPListener
+	lab.RunInA(func() (err error) {
+		ln, err = net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(netip.AddrPortFrom(lab.AddrA.Addr(), 5002)))
+		return err
+	})
+	if ln == nil {
+		t.Fatal("listen")
+	}
+	defer ln.Close()
+	got := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- 0
+			return
+		}
+		n, _ := io.Copy(io.Discard, c)
+		c.Close()
+		got <- n
+	}()
+	var tc net.Conn
+	lab.RunInB(func() (err error) { tc, err = net.Dial("tcp4", "198.51.100.1:5002"); return })
+	if tc == nil {
+		t.Fatal("dial")
+	}
+	before, _ := loss.Counters()
+	if _, err := tc.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	tc.Close()
+	if n := <-got; n != 1<<20 {
+		t.Fatalf("TCP carried %d bytes", n)
+	}
+	after, _ := loss.Counters()
+	if seen := (after.Dropped + after.Passed) - (before.Dropped + before.Passed); seen < 700 {
+		t.Fatalf("the loss programs saw %d frames of a 1 MB TCP transfer: GSO super-packets?", seen)
+	}
+	var gso uint32
+	lab.RunInB(func() error {
+		l, err := netlink.LinkByIndex(lab.IndexB)
+		if err == nil {
+			gso = l.Attrs().GSOMaxSize
+		}
+		return err
+	})
+	if int(gso) > 1500 {
+		t.Fatalf("gso_max_size %d while the loss is attached", gso)
+	}
+	if err := loss.Close(); err != nil { // from the test's own (root) namespace
+		t.Fatal(err)
+	}
+	lab.RunInB(func() error {
+		l, err := netlink.LinkByIndex(lab.IndexB)
+		if err == nil {
+			gso = l.Attrs().GSOMaxSize
+		}
+		return err
+	})
+	if gso <= 1500 {
+		t.Fatalf("gso_max_size %d after Close, want it restored", gso)
 	}
 	if _, err := lossy.Attach(lab.IndexB, 1.5); err == nil {
 		t.Fatal("rate 1.5 accepted")

@@ -4,8 +4,11 @@ import "errors"
 
 // ReasmCapacity is how many pieces a Reassembler holds. One slot is kept for
 // data at RCV.NXT, so out-of-order data can never fill the queue so that
-// the segment closing the gap is refused.
-const ReasmCapacity = 64
+// the segment closing the gap is refused. 256 pieces cover a window of
+// about 370 KB of full segments: with 64, a Linux sender at 5% loss saw
+// thousands of its segments dropped out of order and a 100 MB transfer took
+// 34 s instead of 3 s. The cost is about 20 KB per connection.
+const ReasmCapacity = 256
 
 // Errors returned by the Reassembler.
 var (

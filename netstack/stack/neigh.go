@@ -41,6 +41,7 @@ type pendingDgram struct {
 // new neighbour appears (not per packet); the pending queue and the list of
 // resolutions in progress are bounded.
 type neighTable struct {
+	last       *neighEntry // the entry lookup returned last (see lookup)
 	s          *Stack
 	cfg        *ARPConfig
 	entries    map[[4]byte]*neighEntry
@@ -59,18 +60,26 @@ func (t *neighTable) init(s *Stack, cfg *ARPConfig) {
 // before an entry expires it sends one refresh request so that a busy flow
 // never stalls on re-resolution.
 func (t *neighTable) lookup(hop [4]byte) (ethernet.Addr, bool) {
-	e := t.entries[hop]
 	now := t.s.clock.Now()
+	// Traffic mostly goes to one next hop (the peer, or the gateway):
+	// remember the last entry and skip the map for it.
+	window := int64(t.cfg.RetryInterval) * int64(t.cfg.Retries) // refresh this long before expiry
+	if e := t.last; e != nil && e.ip == hop && e.state == neighReachable && now < e.expires &&
+		(e.refreshing || e.expires-now >= window) {
+		return e.mac, true
+	}
+	e := t.entries[hop]
 	if e != nil && e.state == neighReachable {
 		if now < e.expires {
-			if !e.refreshing && e.expires-now < int64(t.cfg.RetryInterval)*int64(t.cfg.Retries) {
+			if !e.refreshing && e.expires-now < window {
 				e.refreshing = true
 				t.refresh(e)
 			}
+			t.last = e
 			return e.mac, true
 		}
 		// Expired: forget it and resolve again.
-		delete(t.entries, hop)
+		t.forget(hop)
 	}
 	if t.s.cfg.Mode == Shared && t.s.cfg.Neighbors != nil {
 		if mac, ok := t.s.cfg.Neighbors.Lookup(hop); ok {
@@ -93,6 +102,14 @@ func (t *neighTable) refresh(e *neighEntry) {
 		return
 	}
 	t.sendRequest(e.ip, e.mac)
+}
+
+// forget removes ip's entry.
+func (t *neighTable) forget(ip [4]byte) {
+	if t.last != nil && t.last.ip == ip {
+		t.last = nil
+	}
+	delete(t.entries, ip)
 }
 
 func (t *neighTable) insert(ip [4]byte, mac ethernet.Addr) *neighEntry {
@@ -247,7 +264,7 @@ func (t *neighTable) tick(now int64) {
 func (t *neighTable) fail(e *neighEntry) {
 	t.s.ctr.ARPFailed++
 	t.dropIncomplete(e.ip)
-	delete(t.entries, e.ip)
+	t.forget(e.ip)
 	kept := t.pending[:0]
 	for i := range t.pending {
 		p := t.pending[i]

@@ -510,3 +510,53 @@ func TestOffLinkGoesThroughGateway(t *testing.T) {
 		t.Fatalf("a gateway outside the prefix: %v", err)
 	}
 }
+
+// TestNeighbourRefreshAndExpiry: a known neighbour is used without ARP; in
+// the last retries*interval before it expires one unicast refresh request
+// goes out; once expired without an answer, datagrams wait for a new
+// broadcast resolution.
+func TestNeighbourRefreshAndExpiry(t *testing.T) {
+	f := newFixture(t, stack.Dedicated)
+	f.learnPeer()
+	ep := f.s.NewUDP(1)
+	to := netip.AddrPortFrom(netip.AddrFrom4(peerIP), 9)
+	send := func() []memlink.Sent {
+		t.Helper()
+		b, _ := f.link.Alloc()
+		b.Len = copy(b.Data[b.Off:], "x")
+		if err := ep.Send(b, to, 0); err != nil {
+			t.Fatal(err)
+		}
+		f.link.Release(b.Frame)
+		return f.link.Complete()
+	}
+	kinds := func(sent []memlink.Sent) (arps []ethernet.Addr, ips int) {
+		for _, s := range sent {
+			eth, _ := ethernet.Parse(s.Bytes)
+			if eth.Type() == ethernet.TypeARP {
+				arps = append(arps, eth.Dst())
+			} else {
+				ips++
+			}
+		}
+		return
+	}
+	if arps, ips := kinds(send()); len(arps) != 0 || ips != 1 {
+		t.Fatalf("fresh entry: %d ARP, %d datagrams", len(arps), ips)
+	}
+	f.clock.Advance(int64(58 * time.Second)) // 2 s before expiry (3 retries x 1 s window)
+	if arps, ips := kinds(send()); len(arps) != 1 || arps[0] != peerMAC || ips != 1 {
+		t.Fatalf("near expiry: ARP to %v, %d datagrams; want one unicast refresh and the datagram", arps, ips)
+	}
+	if arps, ips := kinds(send()); len(arps) != 0 || ips != 1 {
+		t.Fatalf("refresh already out: %d ARP, %d datagrams", len(arps), ips)
+	}
+	f.clock.Advance(int64(3 * time.Second)) // expired, no reply came
+	if arps, ips := kinds(send()); len(arps) != 1 || arps[0] != ethernet.Broadcast || ips != 0 {
+		t.Fatalf("expired: ARP to %v, %d datagrams; want a broadcast request and the datagram held", arps, ips)
+	}
+	f.input(arpFrame(arp.OpReply, peerMAC, peerIP, ourMAC, ourIP, ourMAC))
+	if _, ips := kinds(f.link.Complete()); ips != 1 {
+		t.Fatalf("the held datagram did not leave after the reply")
+	}
+}

@@ -8,11 +8,11 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/demixdp/demixdp/internal/cli"
 )
 
 // listen opens a kernel TCP listener and closes it on SIGINT/SIGTERM.
@@ -28,9 +28,7 @@ func listen(name, addr string) (*net.TCPListener, error) {
 	if err != nil {
 		return nil, err
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() { <-sigs; ln.Close() }()
+	cli.OnSignal(func() { ln.Close() })
 	fmt.Printf("%s: listening addr=%s\n", name, ln.Addr())
 	return ln, nil
 }

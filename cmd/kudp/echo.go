@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/demixdp/demixdp/internal/cli"
 )
 
 // echoStats counts what an echo server did.
@@ -51,9 +51,7 @@ func echoMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "kudp echo:", err)
 		return 2
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() { <-sigs; c.Close() }()
+	defer cli.OnSignal(func() { c.Close() })()
 	fmt.Printf("listening addr=%s\n", c.LocalAddr())
 	var st echoStats
 	err = serveEcho(c, &st)

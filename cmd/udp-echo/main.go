@@ -27,9 +27,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/signal"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/demixdp/demixdp/internal/cli"
 	"github.com/demixdp/demixdp/libos"
@@ -83,13 +81,7 @@ func run(o options, out io.Writer) error {
 	defer stopProfile()
 
 	var stop atomic.Bool
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		<-sigs
-		stop.Store(true)
-	}()
+	defer cli.OnSignal(func() { stop.Store(true) })()
 
 	lib, err := cli.Open(cfg)
 	if err != nil {

@@ -28,7 +28,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -175,9 +174,7 @@ func run(o options) (int, error) {
 	defer st.Detach()
 
 	var stop atomic.Bool
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() { <-sigs; stop.Store(true) }()
+	defer cli.OnSignal(func() { stop.Store(true) })()
 
 	stopProfile, err := cli.StartProfile(o.cpuprofile)
 	if err != nil {

@@ -23,7 +23,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/signal"
 	"runtime"
 	"sync/atomic"
 	"syscall"
@@ -175,9 +174,7 @@ func run(o options) error {
 	}
 
 	var stop atomic.Bool
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	go func() { <-sigs; stop.Store(true) }()
+	defer cli.OnSignal(func() { stop.Store(true) })()
 
 	stopProfile, err := cli.StartProfile(o.cpuprofile)
 	if err != nil {

@@ -42,8 +42,17 @@ func (k *xskLink) Alloc() (nic.Buf, error) {
 //demixdp:hotpath — allocates nothing.
 func (k *xskLink) Transmit(b nic.Buf, tag uint64) error {
 	l := k.l
+	if k.Busy(b.Frame) {
+		// Still on the TX ring from an earlier transmission; its
+		// completion may be waiting to be collected.
+		l.flush()
+		l.reap()
+		if k.Busy(b.Frame) {
+			return nic.ErrTxFull
+		}
+	}
 	if err := l.pool.SubmitTX(b.Frame); err != nil {
-		// Still on the TX ring from an earlier push.
+		l.ctr.OwnershipErrors++
 		return nic.ErrTxFull
 	}
 	tx := l.sock.TX()

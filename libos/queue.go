@@ -227,14 +227,7 @@ func (l *LibOS) PushTo(qd QD, s *SGA, to netip.AddrPort) (QToken, error) {
 		}
 	}
 	qt, i := l.ops.alloc(OpPush, qd)
-	err = q.udp.Send(b, to, uint64(qt))
-	if err == unix.EAGAIN {
-		// The TX ring may only be waiting for its completions.
-		l.flush()
-		l.reap()
-		err = q.udp.Send(b, to, uint64(qt))
-	}
-	if err != nil {
+	if err = q.udp.Send(b, to, uint64(qt)); err != nil {
 		l.ops.release(i)
 		q.ctr.PushErrors++
 		return 0, err

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/demixdp/demixdp/internal/cli"
 )
 
 // maxDatagram is the largest payload the client sends (IPv4, no options,
@@ -41,26 +43,6 @@ type result struct {
 // size is the payload size of request seq.
 func (c *clientConfig) size(seq uint64) int {
 	return c.minSize + int(seq%uint64(c.maxSize-c.minSize+1))
-}
-
-// payload writes request seq into b (len(b) is its size): seq little endian,
-// truncated to fit, then bytes from a generator seeded with seed and seq.
-func payload(b []byte, seed, seq uint64) {
-	var s [8]byte
-	binary.LittleEndian.PutUint64(s[:], seq)
-	n := copy(b, s[:])
-	x := seed ^ (seq * 0x9e3779b97f4a7c15)
-	for i := n; i < len(b); i += 8 {
-		// splitmix64
-		x += 0x9e3779b97f4a7c15
-		z := x
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-		z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-		z ^= z >> 31
-		var w [8]byte
-		binary.LittleEndian.PutUint64(w[:], z)
-		copy(b[i:], w[:])
-	}
 }
 
 // seqPrefix is the (possibly truncated) sequence number at the start of p.
@@ -112,7 +94,7 @@ func runClient(c udpConn, cfg clientConfig) (result, error) {
 
 	send := func(s *slot) error {
 		p := out[:cfg.size(s.seq)]
-		payload(p, cfg.seed, s.seq)
+		cli.Payload(p, cfg.seed, s.seq)
 		s.sentAt = time.Now()
 		_, err := c.Write(p)
 		if err != nil && isTransient(err) {
@@ -189,7 +171,7 @@ func runClient(c udpConn, cfg clientConfig) (result, error) {
 		inFlight--
 		if cfg.verify {
 			w := want[:n]
-			payload(w, cfg.seed, s.seq)
+			cli.Payload(w, cfg.seed, s.seq)
 			if string(w) != string(reply) {
 				r.bad++
 				continue
@@ -237,7 +219,7 @@ func isDuplicate(cfg *clientConfig, reply []byte, next uint64, scratch []byte) b
 		if s&m != v || cfg.size(s) != len(reply) {
 			continue
 		}
-		payload(w, cfg.seed, s)
+		cli.Payload(w, cfg.seed, s)
 		if string(w) == string(reply) {
 			return true
 		}
@@ -248,20 +230,6 @@ func isDuplicate(cfg *clientConfig, reply []byte, next uint64, scratch []byte) b
 func isTransient(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOBUFS)
 }
-
-// percentile returns the q-quantile (0..1) of sorted d, 0 if empty.
-func percentile(d []time.Duration, q float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	i := int(q * float64(len(d)))
-	if i >= len(d) {
-		i = len(d) - 1
-	}
-	return d[i]
-}
-
-func us(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e3, 'f', 1, 64) }
 
 // summary is the one-line, machine-readable report.
 func (r *result) summary() string {
@@ -275,7 +243,7 @@ func (r *result) summary() string {
 		max = r.rtts[len(r.rtts)-1]
 	}
 	return fmt.Sprintf("rtt_p50_us=%s rtt_p99_us=%s rtt_p999_us=%s rtt_max_us=%s pps=%.0f sent=%d received=%d lost=%d bad=%d dup=%d retransmits=%d elapsed_s=%.3f",
-		us(percentile(r.rtts, 0.50)), us(percentile(r.rtts, 0.99)), us(percentile(r.rtts, 0.999)), us(max),
+		cli.US(cli.Percentile(r.rtts, 0.50)), cli.US(cli.Percentile(r.rtts, 0.99)), cli.US(cli.Percentile(r.rtts, 0.999)), cli.US(max),
 		pps, r.sent, r.received, r.lost, r.bad, r.dup, r.retransmits, r.elapsed.Seconds())
 }
 

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/demixdp/demixdp/internal/cli"
 )
 
 // fakeEcho is an in-memory echo peer: each Write comes back to Read after
@@ -160,8 +162,8 @@ func TestClientDuplicateIsNotCorruption(t *testing.T) {
 func TestPayloadAndMatch(t *testing.T) {
 	cfg := cfgFor(0, 1, 1472, 300)
 	a, b := make([]byte, 1000), make([]byte, 1000)
-	payload(a, 1, 77)
-	payload(b, 2, 77)
+	cli.Payload(a, 1, 77)
+	cli.Payload(b, 2, 77)
 	if string(a[:8]) != string(b[:8]) || string(a[8:]) == string(b[8:]) {
 		t.Fatal("payload: the sequence number leads, the rest depends on the seed")
 	}
@@ -175,7 +177,7 @@ func TestPayloadAndMatch(t *testing.T) {
 	}
 	for i := range slots {
 		p := make([]byte, cfg.size(slots[i].seq))
-		payload(p, 9, slots[i].seq)
+		cli.Payload(p, 9, slots[i].seq)
 		if j := match(slots, &cfg, p); j != i {
 			t.Fatalf("reply for slot %d matched %d", i, j)
 		}

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"runtime"
 	"slices"
-	"strconv"
 	"time"
 
+	"github.com/demixdp/demixdp/internal/cli"
 	"github.com/demixdp/demixdp/libos"
 	"golang.org/x/sys/unix"
 )
@@ -130,7 +129,7 @@ func (p *pinger) run() (result, error) {
 //
 //demixdp:hotpath — allocates nothing.
 func (p *pinger) roundTrip(seq uint64, r *result) (outcome, time.Duration, error) {
-	fill(p.want, p.cfg.seed, seq)
+	cli.Payload(p.want, p.cfg.seed, seq)
 	off := 0
 	for _, s := range p.sga.Segs {
 		off += copy(s, p.want[off:])
@@ -291,7 +290,7 @@ func (p *pinger) check(s *libos.SGA) match {
 		return matchBad
 	}
 	for i := uint64(0); i < min(p.nLost, lateWindow); i++ {
-		fill(p.scratch, p.cfg.seed, p.lostSeqs[i])
+		cli.Payload(p.scratch, p.cfg.seed, p.lostSeqs[i])
 		if equalSGA(s, p.scratch) {
 			return matchLate
 		}
@@ -311,35 +310,6 @@ func equalSGA(s *libos.SGA, want []byte) bool {
 	return off == len(want)
 }
 
-// fill writes request seq into b: seq little endian (truncated to fit),
-// then a splitmix64 stream seeded with seed and seq.
-func fill(b []byte, seed, seq uint64) {
-	var s [8]byte
-	binary.LittleEndian.PutUint64(s[:], seq)
-	n := copy(b, s[:])
-	x := seed ^ (seq * 0x9e3779b97f4a7c15)
-	for i := n; i < len(b); i += 8 {
-		x += 0x9e3779b97f4a7c15
-		z := x
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-		z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-		z ^= z >> 31
-		var w [8]byte
-		binary.LittleEndian.PutUint64(w[:], z)
-		copy(b[i:], w[:])
-	}
-}
-
-// percentile returns the q-quantile (0..1) of sorted d, 0 if empty.
-func percentile(d []time.Duration, q float64) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	return d[min(int(q*float64(len(d))), len(d)-1)]
-}
-
-func us(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e3, 'f', 1, 64) }
-
 // summary is the one-line, machine-readable report (kudp client's keys,
 // plus late, warmup_lost and loop_allocs).
 func (r *result) summary() string {
@@ -353,6 +323,6 @@ func (r *result) summary() string {
 		max = r.rtts[len(r.rtts)-1]
 	}
 	return fmt.Sprintf("rtt_p50_us=%s rtt_p99_us=%s rtt_p999_us=%s rtt_max_us=%s pps=%.0f sent=%d received=%d lost=%d bad=%d late=%d warmup_lost=%d push_errors=%d elapsed_s=%.3f loop_allocs=%d",
-		us(percentile(r.rtts, 0.50)), us(percentile(r.rtts, 0.99)), us(percentile(r.rtts, 0.999)), us(max),
+		cli.US(cli.Percentile(r.rtts, 0.50)), cli.US(cli.Percentile(r.rtts, 0.99)), cli.US(cli.Percentile(r.rtts, 0.999)), cli.US(max),
 		pps, r.sent, r.received, r.lost, r.bad, r.late, r.warmupLost, r.pushErrors, r.elapsed.Seconds(), r.loopAllocs)
 }

@@ -11,9 +11,9 @@ import (
 
 func TestFillDependsOnSeqAndSeed(t *testing.T) {
 	a, b, c := make([]byte, 100), make([]byte, 100), make([]byte, 100)
-	fill(a, 1, 5)
-	fill(b, 1, 6)
-	fill(c, 2, 5)
+	cli.Payload(a, 1, 5)
+	cli.Payload(b, 1, 6)
+	cli.Payload(c, 2, 5)
 	if string(a) == string(b) || string(a) == string(c) || string(a[8:]) == string(b[8:]) {
 		t.Fatal("payloads of different requests or runs are equal")
 	}
@@ -21,7 +21,7 @@ func TestFillDependsOnSeqAndSeed(t *testing.T) {
 		t.Fatalf("sequence number not in front: %d %d", a[0], b[0])
 	}
 	d := make([]byte, 100)
-	fill(d, 1, 5)
+	cli.Payload(d, 1, 5)
 	if string(a) != string(d) {
 		t.Fatal("fill is not deterministic")
 	}
@@ -29,13 +29,13 @@ func TestFillDependsOnSeqAndSeed(t *testing.T) {
 
 func TestCheckClassifiesReplies(t *testing.T) {
 	p := &pinger{cfg: clientConfig{seed: 42}, want: make([]byte, 20), scratch: make([]byte, 20)}
-	fill(p.want, 42, 10)
+	cli.Payload(p.want, 42, 10)
 	p.noteLost(7)
 	sga := func(parts ...[]byte) *libos.SGA { return &libos.SGA{Segs: parts} }
 	late := make([]byte, 20)
-	fill(late, 42, 7)
+	cli.Payload(late, 42, 7)
 	other := make([]byte, 20)
-	fill(other, 42, 8)
+	cli.Payload(other, 42, 8)
 	flipped := append([]byte(nil), p.want...)
 	flipped[19] ^= 1
 	for _, c := range []struct {

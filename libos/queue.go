@@ -52,6 +52,7 @@ type queue struct {
 	accepts opList             // pending accepts (listening stream)
 	connect int32              // pending connect (stream), -1 if none
 	steered uint16             // port this queue registered with the steering program (Shared mode)
+	linger  int32              // SO_LINGER seconds, -1 off (SetLinger)
 	ctr     QueueCounters
 }
 
@@ -73,7 +74,7 @@ func (l *LibOS) newQD() QD {
 }
 
 func emptyQueue() queue {
-	return queue{open: true, pops: opList{-1, -1}, accepts: opList{-1, -1}, connect: -1}
+	return queue{open: true, pops: opList{-1, -1}, accepts: opList{-1, -1}, connect: -1, linger: -1}
 }
 
 // Socket opens a queue: domain AF_INET with type SOCK_DGRAM (UDP; proto 0
@@ -352,7 +353,11 @@ func (l *LibOS) closeQueue(qd QD) {
 		}
 	}
 	if q.stream {
-		q.tcp.Close()
+		if q.linger == 0 {
+			q.tcp.Abort()
+		} else {
+			q.tcp.Close()
+		}
 		l.unregister(q, unix.IPPROTO_TCP)
 	} else {
 		q.udp.Close()

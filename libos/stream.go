@@ -1,7 +1,6 @@
 package libos
 
 import (
-	"errors"
 	"io"
 	"net/netip"
 	"time"
@@ -237,36 +236,6 @@ func (l *LibOS) sweepUnsteer() {
 	}
 }
 
-var errNotStream = errors.New("libos: not a TCP queue")
-
-// SetNoDelay turns Nagle's algorithm off (on) for a TCP queue, as
-// TCP_NODELAY does. Errors: EBADF, EINVAL (not TCP).
-func (l *LibOS) SetNoDelay(qd QD, on bool) error {
-	q, err := l.queue(qd)
-	if err != nil {
-		return err
-	}
-	if !q.stream {
-		return errors.Join(unix.EINVAL, errNotStream)
-	}
-	q.tcp.SetNoDelay(on)
-	return nil
-}
-
-// SetKeepAlive turns TCP keepalive probes on or off for a TCP queue.
-// Errors: EBADF, EINVAL (not TCP).
-func (l *LibOS) SetKeepAlive(qd QD, on bool) error {
-	q, err := l.queue(qd)
-	if err != nil {
-		return err
-	}
-	if !q.stream {
-		return errors.Join(unix.EINVAL, errNotStream)
-	}
-	q.tcp.SetKeepAlive(on)
-	return nil
-}
-
 // RemoteAddr returns a connected queue's peer (invalid if not connected).
 func (l *LibOS) RemoteAddr(qd QD) (netip.AddrPort, error) {
 	q, err := l.queue(qd)
@@ -284,12 +253,9 @@ func (l *LibOS) RemoteAddr(qd QD) (netip.AddrPort, error) {
 // delivered and acknowledged; receiving goes on until the peer closes.
 // Errors: EBADF, EINVAL (not TCP), ENOTCONN (not connected).
 func (l *LibOS) Shutdown(qd QD) error {
-	q, err := l.queue(qd)
+	q, err := l.streamQueue(qd)
 	if err != nil {
 		return err
-	}
-	if !q.stream {
-		return errors.Join(unix.EINVAL, errNotStream)
 	}
 	return q.tcp.Shutdown()
 }

@@ -105,6 +105,8 @@ type Endpoint struct {
 	// Options.
 	noDelay   bool
 	keepAlive bool
+	keepIdle  time.Duration // 0: Config.KeepIdle
+	keepIntvl time.Duration // 0: Config.KeepInterval
 
 	// Negotiated.
 	sndMSS    uint32 // payload bytes per segment (timestamps deducted)
@@ -223,15 +225,47 @@ func (e *Endpoint) SetNoDelay(on bool) {
 	}
 }
 
+// NoDelay reports whether Nagle's algorithm is off.
+func (e *Endpoint) NoDelay() bool { return e.noDelay }
+
 // SetKeepAlive turns keepalive probes on or off (Config.KeepIdle,
-// KeepInterval, KeepCount).
+// KeepInterval, KeepCount, unless SetKeepAlivePeriod changed the first
+// two for this endpoint).
 func (e *Endpoint) SetKeepAlive(on bool) {
 	e.keepAlive = on
 	e.keepAt = 0
 	if on && e.state.synchronized() {
-		e.keepAt = e.p.now() + int64(e.p.cfg.KeepIdle)
+		e.keepAt = e.p.now() + int64(e.idle())
 		e.schedule()
 	}
+}
+
+// KeepAlive reports whether keepalive probes are on.
+func (e *Endpoint) KeepAlive() bool { return e.keepAlive }
+
+// SetKeepAlivePeriod sets this endpoint's keepalive idle time and the
+// interval between probes to d, as Go's net.TCPConn.SetKeepAlivePeriod
+// does (TCP_KEEPIDLE and TCP_KEEPINTVL); d <= 0 restores the engine's
+// Config. Connections accepted by a listener inherit it.
+func (e *Endpoint) SetKeepAlivePeriod(d time.Duration) {
+	e.keepIdle, e.keepIntvl = max(d, 0), max(d, 0)
+	if e.keepAlive {
+		e.SetKeepAlive(true)
+	}
+}
+
+func (e *Endpoint) idle() time.Duration {
+	if e.keepIdle > 0 {
+		return e.keepIdle
+	}
+	return e.p.cfg.KeepIdle
+}
+
+func (e *Endpoint) interval() time.Duration {
+	if e.keepIntvl > 0 {
+		return e.keepIntvl
+	}
+	return e.p.cfg.KeepInterval
 }
 
 // SndMSS returns the payload bytes of a full segment on this connection

@@ -119,6 +119,7 @@ func (l *Endpoint) child(t *Tuple, iss Seq) *Endpoint {
 	c.t = *t
 	c.parent = l
 	c.noDelay, c.keepAlive = l.noDelay, l.keepAlive
+	c.keepIdle, c.keepIntvl = l.keepIdle, l.keepIntvl
 	c.initConn(iss)
 	l.p.conns[*t] = c
 	c.inTable = true
@@ -294,7 +295,7 @@ func (e *Endpoint) established(seg *segment, now int64) {
 	e.maxWnd = max(e.maxWnd, e.sndWnd)
 	e.sndWl1, e.sndWl2 = seg.seq, seg.ack
 	if e.keepAlive {
-		e.keepAt = now + int64(p.cfg.KeepIdle)
+		e.keepAt = now + int64(e.idle())
 	}
 	if l := e.parent; l != nil {
 		l.synRcvd--
@@ -357,7 +358,7 @@ func (e *Endpoint) synSentInput(seg *segment, now int64) bool {
 	e.maxWnd = e.sndWnd
 	e.sndWl1, e.sndWl2 = seg.seq, seg.ack
 	if e.keepAlive {
-		e.keepAt = now + int64(p.cfg.KeepIdle)
+		e.keepAt = now + int64(e.idle())
 	}
 	e.sendAck()
 	e.notify(EventEstablished)

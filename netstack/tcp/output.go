@@ -496,7 +496,7 @@ func (e *Endpoint) onTimer(now int64) {
 	if e.keepAt != 0 && now >= e.keepAt {
 		e.keepAt = 0
 		if e.keepAlive && e.state.synchronized() && e.state != StateTimeWait {
-			idle := int64(p.cfg.KeepIdle)
+			idle := int64(e.idle())
 			switch {
 			case e.probes == 0 && now-e.lastRcv < idle:
 				e.keepAt = e.lastRcv + idle
@@ -507,7 +507,7 @@ func (e *Endpoint) onTimer(now int64) {
 			default:
 				e.sendProbe()
 				e.probes++
-				e.keepAt = now + int64(p.cfg.KeepInterval)
+				e.keepAt = now + int64(e.interval())
 			}
 		}
 	}

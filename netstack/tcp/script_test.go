@@ -1002,3 +1002,24 @@ func TestNewRenoPartialACKRetransmitsNextHole(t *testing.T) {
 		}
 	}
 }
+
+func TestKeepAlivePeriodOverridesConfig(t *testing.T) {
+	f := newFx(t, tcp.Config{KeepIdle: time.Hour, KeepInterval: time.Hour, KeepCount: 2})
+	e, iss := f.established(nil)
+	e.SetKeepAlive(true)
+	e.SetKeepAlivePeriod(3 * time.Second)
+	if !e.KeepAlive() {
+		t.Fatal("KeepAlive false after SetKeepAlive(true)")
+	}
+	f.advance(3 * time.Second)
+	if p := f.one(tcp.FlagACK); p.Seq() != iss {
+		t.Fatalf("probe seq %d, want %d", p.Seq(), iss)
+	}
+	f.advance(3 * time.Second)
+	f.one(tcp.FlagACK)
+	f.advance(3 * time.Second)
+	if !errors.Is(e.Err(), unix.ETIMEDOUT) {
+		t.Fatalf("err %v after two unanswered probes", e.Err())
+	}
+	e.Close()
+}

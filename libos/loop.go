@@ -234,7 +234,8 @@ func (l *LibOS) refill() {
 	}
 }
 
-// run drives the loop until one of qts completes or the timeout passes; the
+// run drives the loop until one of qts completes (any operation, if qts is
+// nil) or the timeout passes; the
 // caller has checked that none is complete yet (WaitAny returns a completed
 // operation without a turn of the loop, so an application that handles a
 // batch of completions pushes its replies first and the next turn sends

@@ -203,6 +203,7 @@ func (l *LibOS) receive() int {
 	}
 	if n > 0 {
 		rx.Release(n)
+		l.stack.EndBatch()
 	}
 	return int(n)
 }

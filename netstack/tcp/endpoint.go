@@ -169,7 +169,8 @@ type Endpoint struct {
 	finPend   bool // a FIN arrived out of order, at finAt
 	finAt     Seq
 	ackNow    bool
-	unacked   int // payload bytes received since the last ACK
+	ackQueued bool // in Proto.ackList: an ACK goes at the end of the receive batch
+	unacked   int  // payload bytes received since the last ACK
 	lastRcv   int64
 	eofSeen   bool
 	lastAckTx Seq // RCV.NXT in the last ACK sent (RFC 7323 TS.Recent rule)

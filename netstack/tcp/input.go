@@ -620,9 +620,16 @@ func (e *Endpoint) receive(seg *segment, now int64) bool {
 		e.notify(EventReadable)
 	}
 	if !e.ackNow {
-		if e.unacked >= 2*int(e.sndMSS) {
+		switch {
+		case e.unacked >= maxStretch:
 			e.ackNow = true
-		} else if e.delackAt == 0 {
+		case e.unacked >= 2*int(e.sndMSS):
+			// RFC 5681 wants an ACK for every second full segment; it
+			// goes at the end of the receive batch (EndBatch), one for
+			// all the batch brought, as Linux acknowledges behind GRO.
+			e.deferAck()
+		}
+		if !e.ackNow && e.delackAt == 0 {
 			e.delackAt = now + int64(p.cfg.DelayedACK)
 		}
 	}

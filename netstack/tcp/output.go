@@ -63,18 +63,36 @@ func (e *Endpoint) windowField() uint16 {
 }
 
 // windowUpdate sends an ACK after the application freed receive space, if
-// the window grows enough to matter.
+// the window grew enough to matter: as Linux decides (tcp_cleanup_rbuf),
+// when what the peer may still send has fallen to half the most we ever
+// offer or less, and the window we can offer now is at least twice that.
+// A window update for every segment read would double the ACKs of a bulk
+// transfer, and every ACK is a transmission (on a copy-mode link, a copy
+// into an skb) for both ends; the ACKs that data calls for carry the
+// window anyway.
 func (e *Endpoint) windowUpdate() {
 	switch e.state {
 	case StateEstablished, StateFinWait1, StateFinWait2:
 	default:
 		return
 	}
-	cur := MaxSeq(e.rcvAdv, e.rcvNxt)
-	edge := e.newEdge()
-	if edge.GreaterThan(cur) && (cur.Size(edge) >= min(uint32(e.p.cfg.RcvBuf/2), 2*e.rcvMSS) || e.rcvWnd() < e.rcvMSS) {
+	now := e.rcvWnd()
+	if 2*now > e.windowClamp() {
+		return
+	}
+	if w := e.rcvNxt.Size(e.newEdge()); w > 0 && w >= 2*now {
 		e.sendAck()
 	}
+}
+
+// windowClamp is the largest window the connection offers: RcvBuf, or what
+// its share of frames carries when frame budgets are on.
+func (e *Endpoint) windowClamp() uint32 {
+	c := e.p.cfg.RcvBuf
+	if b := &e.p.bud; b.frames > 0 {
+		c = min(c, b.share*e.rcvSegBytes())
+	}
+	return uint32(c)
 }
 
 // writeHeader prepends the TCP header with its options to the payload in
@@ -169,6 +187,19 @@ func (e *Endpoint) sendSyn(synack bool) error {
 		f |= FlagACK
 	}
 	return e.sendCtl(e.iss, f)
+}
+
+// maxStretch is the most in-order payload a connection receives before it
+// acknowledges at once, even within a receive batch: about what GRO merges
+// on Linux.
+const maxStretch = 64 << 10
+
+// deferAck asks for an ACK at the end of the receive batch.
+func (e *Endpoint) deferAck() {
+	if !e.ackQueued {
+		e.ackQueued = true
+		e.p.ackList = append(e.p.ackList, e)
+	}
 }
 
 // sendAck sends a pure ACK now.

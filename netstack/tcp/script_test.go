@@ -34,10 +34,11 @@ const (
 )
 
 type fx struct {
-	t     testing.TB
-	link  *memlink.Link
-	clock *nic.VirtualClock
-	h     *host
+	t        testing.TB
+	link     *memlink.Link
+	clock    *nic.VirtualClock
+	h        *host
+	batching bool // inside batch: frames are one receive batch
 }
 
 func newFx(t testing.TB, cfg tcp.Config) *fx {
@@ -62,6 +63,18 @@ func (f *fx) inputFrame(typ uint16, payload []byte) {
 	ethernet.Header(b).Encode(ourMAC, peerMAC, typ)
 	copy(b[ethernet.HeaderLen:], payload)
 	f.h.s.Input(f.link.Inject(b))
+	if !f.batching {
+		f.h.s.EndBatch() // each injected frame is a batch of its own
+	}
+}
+
+// batch runs inject calls as one receive batch: EndBatch comes after the
+// last frame only.
+func (f *fx) batch(inject func()) {
+	f.batching = true
+	inject()
+	f.batching = false
+	f.h.s.EndBatch()
 }
 
 // seg is a segment the scripted peer sends.

@@ -69,14 +69,6 @@ type txSeg struct {
 
 func (s *txSeg) end() Seq { return s.seq.Add(uint32(s.b.Len)) }
 
-// oooSlot holds a frame whose payload sits (as one or more pieces) in the
-// reassembly queue; pieces counts those still queued, each owning one
-// reference on the frame.
-type oooSlot struct {
-	b      nic.Buf // payload view: Off at the segment's first octet
-	pieces int
-}
-
 // Endpoint is one TCP socket: a listener or a connection. It is created by
 // Proto.NewEndpoint (or by a listener for an incoming connection) and used
 // from the stack's goroutine only.
@@ -155,16 +147,17 @@ type Endpoint struct {
 	keepAt   int64
 
 	// Receive side.
-	irs       Seq
-	rcvNxt    Seq
-	rcvAdv    Seq       // right edge of the window we advertised
-	rq        []nic.Buf // ring of in-order payload for the application
-	rqHead    int
-	rqN       int
-	rqBytes   int
-	reasm     Reassembler
-	ooo       [ReasmCapacity]oooSlot
-	oooBytes  int
+	irs     Seq
+	rcvNxt  Seq
+	rcvAdv  Seq       // right edge of the window we advertised
+	rq      []nic.Buf // ring of in-order payload for the application
+	rqHead  int
+	rqN     int
+	rqBytes int
+	// reasm is the out-of-order queue; each piece's handle is a view of
+	// its segment's payload (Off at the segment's first octet) and owns
+	// one reference on the frame.
+	reasm     Reassembler[nic.Buf]
 	finRcvd   bool // the peer's FIN was received in order
 	finPend   bool // a FIN arrived out of order, at finAt
 	finAt     Seq
@@ -197,6 +190,7 @@ const (
 // NewEndpoint returns a closed, unbound endpoint.
 func (p *Proto) NewEndpoint(cookie uint64) *Endpoint {
 	e := &Endpoint{Cookie: cookie, p: p, heapIdx: -1}
+	e.reasm.pool = &p.rpool
 	e.t.LocalAddr = p.net.LocalAddr()
 	return e
 }
@@ -550,11 +544,21 @@ func (e *Endpoint) growSQ(n int) {
 	for c < n {
 		c *= 2
 	}
-	q := make([]txSeg, c)
+	q := e.p.sqPool.get(c)
 	for i := 0; i < e.sqN; i++ {
 		q[i] = *e.sqAt(i)
 	}
+	e.p.sqPool.put(e.sq)
 	e.sq, e.sqHead = q, 0
+}
+
+// sqEmptied gives an empty send queue's array back to the pool: an idle
+// connection holds no queue memory.
+func (e *Endpoint) sqEmptied() {
+	if e.sqN == 0 && e.sq != nil {
+		e.p.sqPool.put(e.sq)
+		e.sq, e.sqHead = nil, 0
+	}
 }
 
 func (e *Endpoint) pushSQ(s txSeg) {
@@ -583,6 +587,7 @@ func (e *Endpoint) unwindSQ(start int) {
 		*s = txSeg{}
 		e.sqN--
 	}
+	e.sqEmptied()
 }
 
 // popSQ releases the head segment (fully acknowledged or dropped).
@@ -596,6 +601,7 @@ func (e *Endpoint) popSQ(err error, notify bool) {
 		e.sqHead = 0
 	}
 	e.sqN--
+	e.sqEmptied()
 	if tag != 0 && notify {
 		e.p.note.Done(tag, err)
 	}
@@ -664,6 +670,11 @@ func (e *Endpoint) popRQ() {
 		e.rqHead = 0
 	}
 	e.rqN--
+	if e.rqN == 0 {
+		// An idle connection holds no queue memory (pool.go).
+		e.p.rqPool.put(e.rq)
+		e.rq, e.rqHead = nil, 0
+	}
 }
 
 // Readable returns the number of in-order bytes queued for Recv.
@@ -783,17 +794,14 @@ func (e *Endpoint) releaseRQ() {
 // SACKed is thereby reneged on (RFC 2018 §8 allows it): the peer resends
 // it after its retransmission timeout.
 func (e *Endpoint) pruneOOO() {
-	for i := range e.ooo {
-		s := &e.ooo[i]
-		if s.pieces > 0 {
-			e.hold(-1, false)
-		}
-		for ; s.pieces > 0; s.pieces-- {
-			e.p.link.Release(s.b.Frame)
-		}
+	n := e.reasm.Len()
+	for i := 0; i < n; i++ {
+		e.p.link.Release(e.reasm.At(i).Handle.Frame)
+	}
+	if n > 0 {
+		e.hold(-n, false)
 	}
 	e.reasm.Reset(e.rcvNxt)
-	e.oooBytes = 0
 }
 
 // destroy frees every resource of the endpoint and takes it out of every

@@ -637,21 +637,12 @@ func (e *Endpoint) receive(seg *segment, now int64) bool {
 }
 
 // insertOOO queues an out-of-order (or gap-filling) segment and moves what
-// became in-order to the receive queue.
+// became in-order to the receive queue. Each stored piece owns a
+// reference on the frame (the caller's, and one more for each further
+// piece).
 func (e *Endpoint) insertOOO(b nic.Buf, seq Seq, n uint32) bool {
 	p := e.p
-	slot := -1
-	for i := range e.ooo {
-		if e.ooo[i].pieces == 0 {
-			slot = i
-			break
-		}
-	}
-	if slot < 0 {
-		p.ctr.OOODropped++
-		return false
-	}
-	stored, err := e.reasm.Insert(seq, n, uint64(slot))
+	stored, err := e.reasm.Insert(seq, n, b)
 	if err != nil || stored == 0 {
 		if err != nil {
 			p.ctr.OOODropped++
@@ -660,12 +651,10 @@ func (e *Endpoint) insertOOO(b nic.Buf, seq Seq, n uint32) bool {
 		return false
 	}
 	p.ctr.OOOQueued++
-	e.ooo[slot] = oooSlot{b: b, pieces: stored}
-	e.hold(1, false)
 	for i := 1; i < stored; i++ {
 		p.link.Ref(b.Frame)
 	}
-	e.oooBytes += int(n)
+	e.hold(stored, false)
 	e.drainOOO()
 	return true
 }
@@ -677,15 +666,10 @@ func (e *Endpoint) drainOOO() {
 		if !ok {
 			break
 		}
-		s := &e.ooo[pc.Handle]
-		b := s.b
+		b := pc.Handle
 		b.Off += int(pc.Off)
 		b.Len = int(pc.Len)
-		s.pieces--
-		if s.pieces == 0 {
-			e.hold(-1, false)
-		}
-		e.oooBytes -= int(pc.Len)
+		e.hold(-1, false)
 		e.rcvNxt = pc.Seq.Add(pc.Len)
 		if e.rqN >= maxRQ {
 			// Cannot happen while the window accounts the queue; drop
@@ -696,13 +680,12 @@ func (e *Endpoint) drainOOO() {
 		}
 		e.pushRQ(b)
 	}
-	e.oooBytes = max(e.oooBytes, 0)
 }
 
 func (e *Endpoint) pushRQ(b nic.Buf) {
 	if e.rqN == len(e.rq) {
 		c := max(len(e.rq)*2, initialQ)
-		q := make([]nic.Buf, c)
+		q := e.p.rqPool.get(c)
 		for i := 0; i < e.rqN; i++ {
 			j := e.rqHead + i
 			if j >= len(e.rq) {
@@ -710,6 +693,7 @@ func (e *Endpoint) pushRQ(b nic.Buf) {
 			}
 			q[i] = e.rq[j]
 		}
+		e.p.rqPool.put(e.rq)
 		e.rq, e.rqHead = q, 0
 	}
 	i := e.rqHead + e.rqN

@@ -26,7 +26,7 @@ func (e *Endpoint) rcvWnd() uint32 {
 // RcvBuf left, and with frame budgets no more than the frames left of the
 // connection's share can carry (budget.go).
 func (e *Endpoint) free() uint32 {
-	f := max(e.p.cfg.RcvBuf-e.rqBytes-e.oooBytes, 0)
+	f := max(e.p.cfg.RcvBuf-e.rqBytes-int(e.reasm.Bytes()), 0)
 	if room := e.rcvRoomFrames(); room >= 0 && room*e.rcvSegBytes() < f {
 		f = room * e.rcvSegBytes()
 		e.p.ctr.RcvShareLimited++

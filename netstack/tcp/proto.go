@@ -199,6 +199,10 @@ type Proto struct {
 	timers  timerHeap
 	bud     budget
 	ackList []*Endpoint // ACKs deferred to the end of the receive batch
+	// Pools of queue arrays (pool.go).
+	rpool  ringPool[reasmEntry[nic.Buf]]
+	sqPool ringPool[txSeg]
+	rqPool ringPool[nic.Buf]
 
 	chalStart int64 // start of the current challenge-ACK second
 	chalCount int

@@ -58,7 +58,9 @@ type Config struct {
 // the program sees is counted exactly once in Redirected or Passed;
 // Malformed counts the subset of Passed frames that failed validation.
 type Counters struct {
-	Redirected, Passed, Malformed uint64
+	Redirected uint64 // frames claimed for the libOS and redirected to the queue's socket
+	Passed     uint64 // frames left to the kernel (XDP_PASS)
+	Malformed  uint64 // passed frames that failed validation (a subset of Passed)
 }
 
 // Sentinel errors; test with errors.Is.

@@ -59,13 +59,23 @@ func (s *Steering) Pin(dir string) error {
 		return fmt.Errorf("bpf: already pinned in %s", s.pinDir)
 	}
 	parent := filepath.Dir(dir)
+	// The nearest existing ancestor says which file system the
+	// directories will be made on.
+	for p := parent; ; p = filepath.Dir(p) {
+		ok, err := IsBPFFS(p)
+		if errors.Is(err, os.ErrNotExist) && p != filepath.Dir(p) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("bpf: pin directory %s: %w", p, err)
+		}
+		if !ok {
+			return fmt.Errorf("bpf: pin directory %s: %s: %w", parent, p, ErrNotBPFFS)
+		}
+		break
+	}
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("bpf: pin directory: %w", err)
-	}
-	if ok, err := IsBPFFS(parent); err != nil {
-		return fmt.Errorf("bpf: pin directory: %w", err)
-	} else if !ok {
-		return fmt.Errorf("bpf: pin directory %s: %w", parent, ErrNotBPFFS)
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("bpf: remove stale pins in %s: %w", dir, err)

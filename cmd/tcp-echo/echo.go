@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/demixdp/demixdp/internal/cli"
 	"github.com/demixdp/demixdp/libos"
 	"golang.org/x/sys/unix"
 )
@@ -64,6 +65,7 @@ type server struct {
 	held   []*conn // connections whose SGA waits for Push to accept it
 	active int
 	ctr    echoCounters
+	ops    *cli.Ops // metrics snapshots (nil-safe)
 }
 
 func newServer(lib *libos.LibOS, lqd libos.QD) *server {
@@ -96,6 +98,7 @@ func (s *server) serve(stop *atomic.Bool) error {
 	}
 	s.add(acc, nil)
 	for !stop.Load() {
+		s.ops.Poll(s.lib)
 		timeout := stopCheck
 		if len(s.held) > 0 {
 			timeout = heldRetry

@@ -7,6 +7,7 @@
 //
 //	tcp-echo -iface IF -addr IP:PORT [-prefix 24] [-mode dedicated|shared]
 //	    [-gateway IP] [-frames N] [-spin D] [-backlog N] [-cpuprofile F]
+//	    [-pcap FILE] [-metrics ADDR] [-log-level L]
 //
 // It serves many connections at once from one goroutine: one WaitAny over
 // the accept token and every connection's pop and push tokens. A push
@@ -19,6 +20,11 @@
 // In dedicated mode the libOS owns IP (the kernel must not have it); in
 // shared mode IP is the kernel's too and only TCP to PORT (and the libOS's
 // connections) reaches the libOS.
+//
+// -pcap writes every frame received and sent as pcapng; -metrics serves
+// Prometheus /metrics, /debug/vars and /debug/pprof/ on the kernel's
+// network (it prints "metrics on http://ADDR/metrics"); lifecycle events
+// are logged to stderr as text (-log-level off silences them).
 //
 // When it accepts connections it prints a line containing "listening". On
 // SIGINT or SIGTERM it closes the open connections, prints its counters as
@@ -35,6 +41,7 @@ import (
 	"os"
 	"sync/atomic"
 
+	"github.com/demixdp/demixdp/dxmetrics"
 	"github.com/demixdp/demixdp/internal/cli"
 	"github.com/demixdp/demixdp/libos"
 )
@@ -48,7 +55,7 @@ type options struct {
 
 func main() {
 	var o options
-	o.common.Register(flag.CommandLine, cli.FlagHelp{Gateway: "next hop for off-link clients (optional)", Frames: true, CPUProfile: true})
+	o.common.Register(flag.CommandLine, cli.FlagHelp{Gateway: "next hop for off-link clients (optional)", Frames: true, CPUProfile: true, Ops: true})
 	flag.StringVar(&o.addr, "addr", "", "IPv4 address and TCP port to serve, IP:PORT (required)")
 	flag.IntVar(&o.backlog, "backlog", 1024, "established connections waiting for accept (1-4096)")
 	flag.Parse()
@@ -86,6 +93,12 @@ func run(o options, out io.Writer) error {
 	}
 	defer stopProfile()
 
+	ops, err := o.common.Ops.Start(&cfg, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer ops.Close()
+
 	var stop atomic.Bool
 	defer cli.OnSignal(func() { stop.Store(true) })()
 
@@ -104,15 +117,22 @@ func run(o options, out io.Writer) error {
 	if err := lib.Listen(lqd, o.backlog); err != nil {
 		return fmt.Errorf("listen %v: %w", ap, err)
 	}
+	if err := ops.Serve(&o.common.Ops, lib, out, dxmetrics.Queue{QD: lqd, Name: "listener"}); err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "tcp-echo: listening on %v (%s) iface=%s mode=%v xdp=%s mtu=%d\n",
 		ap, cfg.Addr, cfg.Interface, cfg.Mode, cli.XDPMode(lib), lib.MTU())
 
 	s := newServer(lib, lqd)
+	s.ops = ops
 	loopErr := s.serve(&stop)
 
 	printCounters(out, lib, &s.ctr)
 	if cerr := lib.Close(); cerr != nil {
 		return errors.Join(loopErr, fmt.Errorf("close: %w", cerr))
+	}
+	if err := ops.Close(); err != nil {
+		return errors.Join(loopErr, err)
 	}
 	fmt.Fprintln(out, "tcp-echo: detached")
 	return loopErr

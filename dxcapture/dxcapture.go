@@ -48,13 +48,20 @@ type Writer struct {
 	flags    pcapgo.NgEpbFlags
 	queue    uint32
 	comments [1]string
+	memo     map[commentKey]string // Comment of each (direction, queue, drop) seen
+}
+
+type commentKey struct {
+	dir   libos.Direction
+	queue int
+	drop  string
 }
 
 // NewWriter returns a Writer that writes pcapng to w. The section header
 // is written with the first frame. Call Flush or Close to push buffered
 // blocks out to w.
 func NewWriter(w io.Writer) *Writer {
-	return &Writer{dst: w, ifaces: make(map[string]int)}
+	return &Writer{dst: w, ifaces: make(map[string]int), memo: make(map[commentKey]string)}
 }
 
 // Create creates (or truncates) the file path and returns a Writer on it;
@@ -95,7 +102,13 @@ func (w *Writer) CaptureFrame(f *libos.CapturedFrame) error {
 		w.flags.Direction = pcapgo.NgEpbFlagDirectionOutbound
 	}
 	w.queue = uint32(f.Queue)
-	w.comments[0] = Comment(f)
+	k := commentKey{f.Dir, f.Queue, f.Drop}
+	c, ok := w.memo[k]
+	if !ok {
+		c = Comment(f)
+		w.memo[k] = c
+	}
+	w.comments[0] = c
 	opts := pcapgo.NgPacketOptions{Comments: w.comments[:], Flags: &w.flags, Queue: &w.queue}
 	if err := w.ng.WritePacketWithOptions(ci, f.Data, opts); err != nil {
 		return fmt.Errorf("dxcapture: %w", err)

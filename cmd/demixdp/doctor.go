@@ -130,6 +130,7 @@ func (d *doctor) run() {
 	}
 	d.driverInfo()
 	d.channels()
+	d.rss()
 	d.mtu()
 	d.offloads()
 	d.attached()
@@ -355,6 +356,47 @@ func (d *doctor) channels() {
 	default:
 		d.add("queues", statusOK, fmt.Sprintf("1 receive queue (%s): every flow reaches queue 0", how), "")
 	}
+}
+
+// rss reads how the NIC hashes TCP and UDP flows over its rings
+// (ETHTOOL_GRXRINGS, ETHTOOL_GRXFH): which flows reach the libOS's queue.
+func (d *doctor) rss() {
+	e, err := openEthtool()
+	if err != nil {
+		return
+	}
+	defer e.close()
+	rings, err := e.rxRings(d.o.iface)
+	if err != nil {
+		d.add("rss", statusOK, fmt.Sprintf("no RSS configuration on this driver (%v): nothing to check", err), "")
+		return
+	}
+	fields := func(flow uint32) string {
+		v, err := e.rxHashFields(d.o.iface, flow)
+		if err != nil {
+			return "n/a"
+		}
+		var f []string
+		for _, x := range []struct {
+			bit  uint64
+			name string
+		}{{rxhIPSrc, "src ip"}, {rxhIPDst, "dst ip"}, {rxhL4Src, "src port"}, {rxhL4Dst, "dst port"}} {
+			if v&x.bit != 0 {
+				f = append(f, x.name)
+			}
+		}
+		if len(f) == 0 {
+			return "nothing"
+		}
+		return strings.Join(f, "+")
+	}
+	detail := fmt.Sprintf("%d RSS ring(s); tcp4 hashed on %s, udp4 on %s", rings, fields(tcpV4Flow), fields(udpV4Flow))
+	if rings > 1 {
+		d.add("rss", statusWarn, detail+": flows land on any of the rings, the libOS sees those of its queue",
+			fmt.Sprintf("ethtool -X %s equal 1 sends every hashed flow to queue 0; ethtool -x %s shows the indirection table", d.o.iface, d.o.iface))
+		return
+	}
+	d.add("rss", statusOK, detail, "")
 }
 
 // mtu compares the MTU with what a frame holds after the kernel's 256

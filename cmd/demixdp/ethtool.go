@@ -29,6 +29,40 @@ type ifreqData struct {
 	_    [24 - unsafe.Sizeof(uintptr(0))]byte
 }
 
+// rxnfc is struct ethtool_rxnfc, with room for the members doctor does not
+// read (the kernel copies the whole struct for ETHTOOL_GRXRINGS).
+type rxnfc struct {
+	cmd      uint32
+	flowType uint32
+	data     uint64
+	_        [256]byte
+}
+
+// Flow types and hash-field bits of ETHTOOL_GRXFH.
+const (
+	tcpV4Flow = 1
+	udpV4Flow = 2
+
+	rxhIPSrc = 1 << 4
+	rxhIPDst = 1 << 5
+	rxhL4Src = 1 << 6 // first two bytes of the L4 header: the source port
+	rxhL4Dst = 1 << 7 // next two: the destination port
+)
+
+// rxRings runs ETHTOOL_GRXRINGS: the receive rings RSS spreads over.
+func (e *ethtool) rxRings(ifname string) (uint64, error) {
+	r := &rxnfc{cmd: unix.ETHTOOL_GRXRINGS}
+	err := e.ioctl(ifname, unsafe.Pointer(r))
+	return r.data, err
+}
+
+// rxHashFields runs ETHTOOL_GRXFH for flowType.
+func (e *ethtool) rxHashFields(ifname string, flowType uint32) (uint64, error) {
+	r := &rxnfc{cmd: unix.ETHTOOL_GRXFH, flowType: flowType}
+	err := e.ioctl(ifname, unsafe.Pointer(r))
+	return r.data, err
+}
+
 // ethFlagLRO is ETH_FLAG_LRO in ETHTOOL_GFLAGS.
 const ethFlagLRO = 1 << 15
 

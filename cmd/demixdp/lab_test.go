@@ -77,6 +77,7 @@ func TestDoctorOnVeth(t *testing.T) {
 		"shared umem": "ok",
 		"xdp program": "ok",
 		"mtu":         "ok",
+		"rss":         "ok",
 	} {
 		l := lineOf(out, check)
 		if !strings.HasPrefix(l, want+" ") {

@@ -6,7 +6,7 @@
 // doctor checks, one line each with ok, warn or fail and the fix, whether
 // this machine and interface can run the libOS: kernel, AF_XDP,
 // capabilities and RLIMIT_MEMLOCK, BPF JIT, the driver and what it is
-// known to do, queue counts, MTU against the frame size, offloads, an XDP
+// known to do, queue counts and RSS, MTU against the frame size, offloads, an XDP
 // program already attached (and which process holds it), native XDP (it
 // attaches a test program and detaches it), AF_XDP zero-copy or copy mode,
 // need_wakeup and shared UMEM (it binds test sockets on the queue and

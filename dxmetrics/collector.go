@@ -8,7 +8,9 @@
 // demixdp_<group>_<field>_total after the "group: key=value" names the
 // commands print (demixdp_rx_descs_total, demixdp_stack_udp_no_port_total,
 // demixdp_tcp_retransmits_total, demixdp_xdp_rx_ring_full_total...), with
-// the labels iface and queue; the counters of the queue descriptors a
+// the labels iface and queue; the fields a struct documents as gauges
+// (after a doc comment starting "Gauges", such as tcp.Counters.FramesHeld)
+// become gauges without _total; the counters of the queue descriptors a
 // Source watches are demixdp_queue_<field>_total with the labels iface,
 // queue, qd and name. Help texts are the fields' doc comments.
 package dxmetrics
@@ -36,6 +38,7 @@ const DefaultWait = time.Second
 type counterDesc struct {
 	index []int
 	desc  *prometheus.Desc
+	kind  prometheus.ValueType
 }
 
 // Collector is a prometheus.Collector over Sources.
@@ -79,8 +82,11 @@ func counterDescs(t reflect.Type, prefix string, labels []string) []counterDesc 
 			idx := append(append([]int(nil), index...), i)
 			switch f.Type.Kind() {
 			case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-				name := Namespace + "_" + prefix + names.Snake(f.Name) + "_total"
-				out = append(out, counterDesc{index: idx, desc: prometheus.NewDesc(name, helpFor(t, f.Name), labels, nil)})
+				name, kind := Namespace+"_"+prefix+names.Snake(f.Name), prometheus.GaugeValue
+				if !gauges[fieldKey(t, f.Name)] {
+					name, kind = name+"_total", prometheus.CounterValue
+				}
+				out = append(out, counterDesc{index: idx, desc: prometheus.NewDesc(name, helpFor(t, f.Name), labels, nil), kind: kind})
 			case reflect.Struct:
 				walk(f.Type, prefix+names.Snake(f.Name)+"_", idx)
 			}
@@ -93,11 +99,16 @@ func counterDescs(t reflect.Type, prefix string, labels []string) []counterDesc 
 // helpFor returns the doc comment of field in struct t (help_gen.go), or a
 // plain description if it has none.
 func helpFor(t reflect.Type, field string) string {
-	key := path.Base(t.PkgPath()) + "." + t.Name() + "." + field
+	key := fieldKey(t, field)
 	if h := help[key]; h != "" {
 		return h
 	}
 	return key + " (no description)."
+}
+
+// fieldKey names field of struct t as help_gen.go does: package.Type.Field.
+func fieldKey(t reflect.Type, field string) string {
+	return path.Base(t.PkgPath()) + "." + t.Name() + "." + field
 }
 
 // Describe sends every descriptor (prometheus.Collector).
@@ -126,13 +137,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, time.Since(snap.Time).Seconds(), s.iface, q)
 		v := reflect.ValueOf(snap.LibOS)
 		for _, d := range c.libos {
-			ch <- prometheus.MustNewConstMetric(d.desc, prometheus.CounterValue, float64(v.FieldByIndex(d.index).Uint()), s.iface, q)
+			ch <- prometheus.MustNewConstMetric(d.desc, d.kind, float64(v.FieldByIndex(d.index).Uint()), s.iface, q)
 		}
 		for _, qs := range snap.Queues {
 			qv := reflect.ValueOf(qs.Counters)
 			qd := strconv.Itoa(int(qs.QD))
 			for _, d := range c.queue {
-				ch <- prometheus.MustNewConstMetric(d.desc, prometheus.CounterValue, float64(qv.FieldByIndex(d.index).Uint()),
+				ch <- prometheus.MustNewConstMetric(d.desc, d.kind, float64(qv.FieldByIndex(d.index).Uint()),
 					s.iface, q, qd, qs.Name)
 			}
 		}

@@ -71,7 +71,10 @@ var help = map[string]string{
 	"tcp.Counters.ChallengeACKs":      "tcp.Counters.ChallengeACKs: RFC 5961 challenge ACKs sent.",
 	"tcp.Counters.ChallengeLimited":   "tcp.Counters.ChallengeLimited: challenge ACKs suppressed by the rate limit.",
 	"tcp.Counters.FastRecoveries":     "tcp.Counters.FastRecoveries: entries into fast recovery.",
+	"tcp.Counters.FramesHeld":         "tcp.Counters.FramesHeld: frames held by all connections' queues.",
+	"tcp.Counters.Holders":            "tcp.Counters.Holders: connections holding at least one frame.",
 	"tcp.Counters.Malformed":          "tcp.Counters.Malformed: dropped: truncated, bad data offset or options.",
+	"tcp.Counters.MaxConnFrames":      "tcp.Counters.MaxConnFrames: the most frames one connection holds in one direction.",
 	"tcp.Counters.NoACK":              "tcp.Counters.NoACK: dropped: no ACK, SYN or RST flag where one is required.",
 	"tcp.Counters.NoBufs":             "tcp.Counters.NoBufs: frames the engine wanted and the link did not have.",
 	"tcp.Counters.NoPort":             "tcp.Counters.NoPort: segments for no connection or listener (answered by RST unless RST).",
@@ -85,13 +88,19 @@ var help = map[string]string{
 	"tcp.Counters.RTOs":               "tcp.Counters.RTOs: retransmission timer expiries.",
 	"tcp.Counters.RcvPressureDrops":   "tcp.Counters.RcvPressureDrops: payload not queued because the link's frames ran low.",
 	"tcp.Counters.RcvQueueFull":       "tcp.Counters.RcvQueueFull: in-order segments dropped: receive queue full.",
+	"tcp.Counters.RcvShareLimited":    "tcp.Counters.RcvShareLimited: windows advertised smaller than RcvBuf allows because of the frame share.",
+	"tcp.Counters.Reclaims":           "tcp.Counters.Reclaims: reclaim passes run because frames were scarce (budget.go).",
 	"tcp.Counters.Retransmits":        "tcp.Counters.Retransmits: data/FIN segments sent again (RTO, fast and SACK recovery).",
 	"tcp.Counters.SegsIn":             "tcp.Counters.SegsIn: segments received (valid header) and sent.",
 	"tcp.Counters.SegsOut":            "tcp.Counters.SegsOut: segments received (valid header) and sent.",
 	"tcp.Counters.SendCopies":         "tcp.Counters.SendCopies: bytes copied because a pushed segment exceeded the MSS.",
+	"tcp.Counters.ShareFrames":        "tcp.Counters.ShareFrames: frames per direction a connection may hold now.",
+	"tcp.Counters.SndShareFull":       "tcp.Counters.SndShareFull: pushes refused with EAGAIN because the send queue had its share of frames.",
+	"tcp.Counters.SpilledFrames":      "tcp.Counters.SpilledFrames: frames given back by copying queued data out of them.",
 	"tcp.Counters.SynCookiesBad":      "tcp.Counters.SynCookiesBad: ACKs to a listener with an invalid cookie.",
 	"tcp.Counters.SynCookiesOK":       "tcp.Counters.SynCookiesOK: connections completed from a valid cookie.",
 	"tcp.Counters.SynCookiesSent":     "tcp.Counters.SynCookiesSent: SYN-ACKs carrying a cookie (backlog full).",
+	"tcp.Counters.UnspillBytes":       "tcp.Counters.UnspillBytes: spilled bytes copied back into frames (to send, or for Recv).",
 	"tcp.EndpointCounters.BytesAcked": "tcp.EndpointCounters.BytesAcked: payload handed to the link (first transmissions) and acknowledged.",
 	"tcp.EndpointCounters.BytesRcvd":  "tcp.EndpointCounters.BytesRcvd: in-order payload queued for the application.",
 	"tcp.EndpointCounters.BytesSent":  "tcp.EndpointCounters.BytesSent: payload handed to the link (first transmissions) and acknowledged.",
@@ -107,4 +116,13 @@ var help = map[string]string{
 	"xdp.Stats.RxRingFull":            "xdp.Stats.RxRingFull: frames dropped because the RX ring was full.",
 	"xdp.Stats.TxInvalidDescs":        "xdp.Stats.TxInvalidDescs: TX descriptors the kernel rejected.",
 	"xdp.Stats.TxRingEmptyDescs":      "xdp.Stats.TxRingEmptyDescs: times the TX ring was found empty when kicked.",
+}
+
+// gauges are the fields that are levels, not counts (after a doc comment
+// starting "Gauges" in their struct).
+var gauges = map[string]bool{
+	"tcp.Counters.FramesHeld":    true,
+	"tcp.Counters.Holders":       true,
+	"tcp.Counters.MaxConnFrames": true,
+	"tcp.Counters.ShareFrames":   true,
 }

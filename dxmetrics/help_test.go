@@ -21,7 +21,7 @@ import (
 var update = flag.Bool("update", false, "rewrite help_gen.go from the counters' doc comments")
 
 // TestHelpIsUpToDate checks that help_gen.go holds the doc comment of
-// every counter field; `go test ./dxmetrics -run TestHelpIsUpToDate
+// every counter field, and which fields are gauges; `go test ./dxmetrics -run TestHelpIsUpToDate
 // -update` rewrites it after a counter is added or its comment changes.
 func TestHelpIsUpToDate(t *testing.T) {
 	want := generateHelp(t)
@@ -60,6 +60,7 @@ func generateHelp(t *testing.T) []byte {
 
 	const module = "github.com/demixdp/demixdp/"
 	entries := map[string]string{}
+	gauges := map[string]bool{}
 	parsed := map[string][]*ast.File{}
 	for rt := range types {
 		dir := filepath.Join("..", strings.TrimPrefix(rt.PkgPath(), module))
@@ -91,7 +92,13 @@ func generateHelp(t *testing.T) []byte {
 					return false
 				}
 				found = true
+				inGauges := false
 				for _, field := range st.Fields.List {
+					// A doc comment starting "Gauges" opens the struct's
+					// gauges: that field and the ones after it.
+					if strings.HasPrefix(strings.TrimSpace(field.Doc.Text()), "Gauges") {
+						inGauges = true
+					}
 					text := field.Comment.Text()
 					if text == "" {
 						text = field.Doc.Text()
@@ -103,6 +110,9 @@ func generateHelp(t *testing.T) []byte {
 						}
 						key := pkg + "." + rt.Name() + "." + name.Name
 						entries[key] = key + ": " + strings.TrimSuffix(text, ".") + "."
+						if inGauges {
+							gauges[key] = true
+						}
 					}
 				}
 				return false
@@ -122,6 +132,15 @@ func generateHelp(t *testing.T) []byte {
 	b.WriteString("package dxmetrics\n\n// help holds the doc comments of the counter fields, by package.Type.Field.\nvar help = map[string]string{\n")
 	for _, k := range keys {
 		fmt.Fprintf(&b, "\t%q: %q,\n", k, entries[k])
+	}
+	b.WriteString("}\n\n// gauges are the fields that are levels, not counts (after a doc comment\n// starting \"Gauges\" in their struct).\nvar gauges = map[string]bool{\n")
+	gkeys := make([]string, 0, len(gauges))
+	for k := range gauges {
+		gkeys = append(gkeys, k)
+	}
+	sort.Strings(gkeys)
+	for _, k := range gkeys {
+		fmt.Fprintf(&b, "\t%q: true,\n", k)
 	}
 	b.WriteString("}\n")
 	out, err := format.Source(b.Bytes())

@@ -165,11 +165,26 @@ func TestScrapeRunningLibOS(t *testing.T) {
 			continue
 		}
 		ours++
-		if f.GetType() != dto.MetricType_COUNTER || !strings.HasSuffix(name, "_total") || f.GetHelp() == "" ||
-			strings.Contains(f.GetHelp(), "no description") && !strings.HasPrefix(name, "demixdp_tcp_conns_") &&
-				!strings.HasPrefix(name, "demixdp_queue_tcp_") {
-			t.Errorf("%s: type %v, help %q", name, f.GetType(), f.GetHelp())
+		undocumented := strings.Contains(f.GetHelp(), "no description") && !strings.HasPrefix(name, "demixdp_tcp_conns_") &&
+			!strings.HasPrefix(name, "demixdp_queue_tcp_")
+		if f.GetHelp() == "" || undocumented {
+			t.Errorf("%s: help %q", name, f.GetHelp())
 		}
+		// The gauges tcp.Counters documents as such; every other field
+		// is a counter named _total.
+		switch name {
+		case "demixdp_tcp_frames_held", "demixdp_tcp_holders", "demixdp_tcp_share_frames", "demixdp_tcp_max_conn_frames":
+			if f.GetType() != dto.MetricType_GAUGE {
+				t.Errorf("%s: type %v, want a gauge", name, f.GetType())
+			}
+		default:
+			if f.GetType() != dto.MetricType_COUNTER || !strings.HasSuffix(name, "_total") {
+				t.Errorf("%s: type %v, want a counter named _total", name, f.GetType())
+			}
+		}
+	}
+	if _, ok := fams["demixdp_tcp_frames_held"]; !ok {
+		t.Error("no demixdp_tcp_frames_held gauge")
 	}
 	if ours < 80 {
 		t.Errorf("only %d demixdp counter families", ours)

@@ -89,7 +89,11 @@ type Config struct {
 	// ARP tunes neighbour resolution (see stack.ARPConfig).
 	ARP stack.ARPConfig
 	// TCP tunes the TCP engine (buffers, timers, congestion control; see
-	// tcp.Config). Zero fields take the engine's defaults.
+	// tcp.Config). Zero fields take the engine's defaults, except that
+	// TCP.Frames (the frames the connections share; a negative value
+	// turns frame budgets off) defaults to the frames neither the fill
+	// ring nor the reserve needs, and SndBuf and RcvBuf to what a quarter
+	// of those frames carry (at most 4 MiB).
 	TCP tcp.Config
 	// EphemeralFirst..EphemeralLast are the ports picked for port 0 and
 	// unbound sends; zero means 61000..65535, outside Linux's default
@@ -299,21 +303,30 @@ func New(cfg Config) (*LibOS, error) {
 	l.link.tags = make([]uint64, cfg.Frames)
 	// Frames are the scarce resource of a zero-copy stack: queues waiting
 	// for ACKs or for the application must never hold so many that no
-	// frame is left to receive those ACKs into. TCP buffers default to a
-	// share of the UMEM, SGAAlloc leaves a reserve for ACKs, ARP and ICMP,
-	// and below that reserve the link reports itself Scarce: the TCP
-	// engine then drops received payload and out-of-order queues instead
-	// of keeping them, and the peers resend.
-	seg := l.mtu - 52
-	if cfg.TCP.SndBuf == 0 {
-		cfg.TCP.SndBuf = min(4<<20, cfg.Frames/4*seg)
-	}
-	if cfg.TCP.RcvBuf == 0 {
-		cfg.TCP.RcvBuf = min(1<<20, cfg.Frames/8*seg)
-	}
-	l.cfg.TCP = cfg.TCP
+	// frame is left to receive those ACKs into. The fill ring keeps up to
+	// fillGoal frames posted, SGAAlloc leaves a reserve for ACKs, ARP and
+	// ICMP (of which the fill ring never takes the last half), and the TCP
+	// connections share the rest through frame budgets (netstack/tcp
+	// budget.go): each may hold a fair share per direction that shrinks as
+	// more connections hold frames, and when frames run short the ones
+	// over their share are trimmed to it (their idle data spilled out of
+	// the frames), so no group of connections can starve the others.
 	l.fillGoal = min(cfg.RingSize, cfg.Frames/2)
 	l.reserve = min(64, cfg.Frames/16)
+	if cfg.TCP.Frames == 0 {
+		cfg.TCP.Frames = max(cfg.Frames-l.fillGoal-l.reserve, 0)
+	}
+	// The byte limits follow the frame ceiling (a quarter of the TCP
+	// frames per direction), so that a connection alone can use it all.
+	seg := l.mtu - 52
+	ceiling := max(cfg.TCP.Frames/4, 4) * seg
+	if cfg.TCP.SndBuf == 0 {
+		cfg.TCP.SndBuf = min(4<<20, ceiling)
+	}
+	if cfg.TCP.RcvBuf == 0 {
+		cfg.TCP.RcvBuf = min(4<<20, ceiling)
+	}
+	l.cfg.TCP = cfg.TCP
 	scfg := stack.Config{
 		Addr: cfg.Addr, Gateway: cfg.Gateway, ARP: cfg.ARP, UDPQueueLen: cfg.RecvQueueLen,
 		EphemeralFirst: cfg.EphemeralFirst, EphemeralLast: cfg.EphemeralLast,

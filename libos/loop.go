@@ -217,14 +217,16 @@ func (l *LibOS) receive() int {
 	return int(n)
 }
 
-// refill tops the fill ring up to its goal from the free frames.
+// refill tops the fill ring up to its goal from the free frames, leaving
+// half of the reserve for what the stack itself must send (ACKs above all:
+// they are what frees the frames of the send queues).
 func (l *LibOS) refill() {
 	want := l.fillGoal - l.inFill
 	if want <= 0 {
 		return
 	}
-	want = min(want, l.pool.Available())
-	if want == 0 {
+	want = min(want, l.pool.Available()-l.reserve/2)
+	if want <= 0 {
 		l.ctr.FillStarved++
 		return
 	}

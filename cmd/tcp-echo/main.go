@@ -6,8 +6,8 @@
 // Run it inside the network namespace that holds the interface:
 //
 //	tcp-echo -iface IF -addr IP:PORT [-prefix 24] [-mode dedicated|shared]
-//	    [-gateway IP] [-frames N] [-spin D] [-backlog N] [-cpuprofile F]
-//	    [-pcap FILE] [-metrics ADDR] [-log-level L]
+//	    [-gateway IP] [-frames N] [-spin D] [-backlog N] [-idle-timeout D]
+//	    [-cpuprofile F] [-pcap FILE] [-metrics ADDR] [-log-level L]
 //
 // It serves many connections at once from one goroutine: one WaitAny over
 // the accept token and every connection's pop and push tokens. A push
@@ -15,7 +15,11 @@
 // held and retried, and that connection is not read until it goes, so no
 // byte is lost and the client is slowed by TCP flow control. When a client
 // closes its side, the connection is closed once everything has been echoed
-// and acknowledged.
+// and acknowledged. A connection that makes no progress (nothing received,
+// no echo acknowledged) for -idle-timeout (default 60s; 0 never) is closed,
+// with a reset if it left data unread: a client that stops reading its
+// echoes cannot keep its frames for ever. The libOS's frame budgets see to
+// it that such clients hold no more than their fair share meanwhile.
 //
 // In dedicated mode the libOS owns IP (the kernel must not have it); in
 // shared mode IP is the kernel's too and only TCP to PORT (and the libOS's
@@ -27,7 +31,10 @@
 // are logged to stderr as text (-log-level off silences them).
 //
 // When it accepts connections it prints a line containing "listening". On
-// SIGINT or SIGTERM it closes the open connections, prints its counters as
+// SIGUSR1 it prints its counters (the libos.tcp group has the frames the
+// connections hold, frames_held, the most one holds in one direction,
+// max_conn_frames, and the share each may hold, share_frames) and goes on.
+// On SIGINT or SIGTERM it closes the open connections, prints its counters as
 // "group: key=value ..." lines, closes the libOS (detaching the XDP
 // program), prints "detached" and exits 0. Setup errors exit 1.
 package main
@@ -40,6 +47,7 @@ import (
 	"net/netip"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/demixdp/demixdp/dxmetrics"
 	"github.com/demixdp/demixdp/internal/cli"
@@ -51,6 +59,7 @@ type options struct {
 	common  cli.LibOSFlags
 	addr    string
 	backlog int
+	idle    time.Duration
 }
 
 func main() {
@@ -58,6 +67,7 @@ func main() {
 	o.common.Register(flag.CommandLine, cli.FlagHelp{Gateway: "next hop for off-link clients (optional)", Frames: true, CPUProfile: true, Ops: true})
 	flag.StringVar(&o.addr, "addr", "", "IPv4 address and TCP port to serve, IP:PORT (required)")
 	flag.IntVar(&o.backlog, "backlog", 1024, "established connections waiting for accept (1-4096)")
+	flag.DurationVar(&o.idle, "idle-timeout", 60*time.Second, "close a connection that makes no progress (nothing received, no echo acknowledged) for this long, resetting it if data is left unread; 0 never")
 	flag.Parse()
 	if err := run(o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "tcp-echo:", err)
@@ -74,6 +84,9 @@ func (o *options) config() (libos.Config, netip.AddrPort, error) {
 	}
 	if o.backlog < 1 || o.backlog > 4096 {
 		return libos.Config{}, netip.AddrPort{}, fmt.Errorf("-backlog %d: want 1-4096", o.backlog)
+	}
+	if o.idle < 0 {
+		return libos.Config{}, netip.AddrPort{}, fmt.Errorf("-idle-timeout %v: want 0 (never) or more", o.idle)
 	}
 	cfg, err := o.common.Config(ap.Addr())
 	if err != nil {
@@ -125,6 +138,8 @@ func run(o options, out io.Writer) error {
 
 	s := newServer(lib, lqd)
 	s.ops = ops
+	s.idle, s.out = o.idle, out
+	defer cli.OnInfo(func() { s.info.Store(true) })()
 	loopErr := s.serve(&stop)
 
 	printCounters(out, lib, &s.ctr)

@@ -174,6 +174,15 @@ type Endpoint struct {
 	eofSeen   bool
 	lastAckTx Seq // RCV.NXT in the last ACK sent (RFC 7323 TS.Recent rule)
 
+	// Frame budget (budget.go): frames held by the send queue and by the
+	// receive and out-of-order queues; the holder list.
+	sndFrames, rcvFrames   int
+	sndSpilled, rcvSpilled int // queued segments whose bytes were spilled out of frames
+	holding                bool
+	hNext, hPrev           *Endpoint
+	rcvStuck               bool // Recv found spilled data and no frame to copy it into
+	spillWait              bool // a spilled segment waits for a frame to be sent from
+
 	scratch [MaxOptionsLen]byte
 	ctr     EndpointCounters
 }
@@ -446,8 +455,9 @@ func (e *Endpoint) negotiate(o *Options, cookie bool) {
 //
 // Errors: EINVAL (no buffer, an empty one, too little headroom), ENOTCONN
 // (not established), EPIPE (after Shutdown or Close, or the connection
-// failed: Err says why), EAGAIN (the send buffer is full: EventWritable
-// follows), ENOBUFS (no frame for the excess of a long buffer).
+// failed: Err says why), EAGAIN (the send buffer, in bytes or in its share
+// of frames, is full: EventWritable follows), ENOBUFS (no frame for the
+// excess of a long buffer).
 //
 //demixdp:hotpath — allocates nothing in steady state.
 func (e *Endpoint) Send(bufs []nic.Buf, tag uint64) error {
@@ -478,6 +488,11 @@ func (e *Endpoint) Send(bufs []nic.Buf, tag uint64) error {
 		segs += (b.Len + mss - 1) / mss
 	}
 	if (e.sqBytes > 0 && e.sqBytes+total > e.p.cfg.SndBuf) || e.sqN+segs > maxSQ {
+		e.wantWr = true
+		return unix.EAGAIN
+	}
+	if e.sndFull(segs) {
+		e.p.ctr.SndShareFull++
 		e.wantWr = true
 		return unix.EAGAIN
 	}
@@ -514,6 +529,7 @@ func (e *Endpoint) Send(bufs []nic.Buf, tag uint64) error {
 	}
 	e.sqAt(e.sqN - 1).tag = tag
 	e.output()
+	e.p.pressure()
 	return nil
 }
 
@@ -544,14 +560,25 @@ func (e *Endpoint) pushSQ(s txSeg) {
 	*e.sqAt(e.sqN) = s
 	e.sqN++
 	e.sqBytes += s.b.Len
+	e.hold(1, true)
+}
+
+// dropSQ releases segment s's frame (if it still has one).
+func (e *Endpoint) dropSQ(s *txSeg) {
+	if s.b.Frame != noFrame {
+		e.p.link.Release(s.b.Frame)
+		e.hold(-1, true)
+	} else {
+		e.sndSpilled--
+	}
+	e.sqBytes -= s.b.Len
 }
 
 // unwindSQ drops the segments from index start on (a failed Send).
 func (e *Endpoint) unwindSQ(start int) {
 	for e.sqN > start {
 		s := e.sqAt(e.sqN - 1)
-		e.p.link.Release(s.b.Frame)
-		e.sqBytes -= s.b.Len
+		e.dropSQ(s)
 		*s = txSeg{}
 		e.sqN--
 	}
@@ -560,8 +587,7 @@ func (e *Endpoint) unwindSQ(start int) {
 // popSQ releases the head segment (fully acknowledged or dropped).
 func (e *Endpoint) popSQ(err error, notify bool) {
 	s := e.sqAt(0)
-	e.p.link.Release(s.b.Frame)
-	e.sqBytes -= s.b.Len
+	e.dropSQ(s)
 	tag := s.tag
 	*s = txSeg{}
 	e.sqHead++
@@ -581,6 +607,11 @@ func (e *Endpoint) popSQ(err error, notify bool) {
 // connection's error (ECONNRESET, ETIMEDOUT) once it failed and the queue
 // is empty.
 //
+// Data that was spilled out of its frames under frame pressure (budget.go)
+// is copied back into a fresh frame here; while frames are scarce that
+// waits, Recv returns EAGAIN with data still queued, and EventReadable
+// follows once it can go on.
+//
 //demixdp:hotpath — allocates nothing.
 func (e *Endpoint) Recv() (nic.Buf, error) {
 	if e.rqN == 0 {
@@ -596,15 +627,42 @@ func (e *Endpoint) Recv() (nic.Buf, error) {
 		return nic.Buf{}, unix.EAGAIN
 	}
 	b := e.rq[e.rqHead]
+	if b.Frame == noFrame {
+		nb, ok := e.p.unspill(&b)
+		if !ok {
+			e.rcvStuck = true
+			e.schedule()
+			return nic.Buf{}, unix.EAGAIN
+		}
+		b = nb
+		e.rcvSpilled--
+	} else {
+		e.hold(-1, false)
+	}
+	e.popRQ()
+	e.windowUpdate()
+	return b, nil
+}
+
+// rqAt returns receive-queue entry i (0 is the next for Recv).
+func (e *Endpoint) rqAt(i int) *nic.Buf {
+	i += e.rqHead
+	if i >= len(e.rq) {
+		i -= len(e.rq)
+	}
+	return &e.rq[i]
+}
+
+// popRQ removes the head of the receive queue; the caller took or dropped
+// its frame.
+func (e *Endpoint) popRQ() {
+	e.rqBytes -= e.rq[e.rqHead].Len
 	e.rq[e.rqHead] = nic.Buf{}
 	e.rqHead++
 	if e.rqHead == len(e.rq) {
 		e.rqHead = 0
 	}
 	e.rqN--
-	e.rqBytes -= b.Len
-	e.windowUpdate()
-	return b, nil
 }
 
 // Readable returns the number of in-order bytes queued for Recv.
@@ -710,8 +768,13 @@ func (e *Endpoint) reset() {
 
 func (e *Endpoint) releaseRQ() {
 	for e.rqN > 0 {
-		b, _ := e.Recv()
-		e.p.link.Release(b.Frame)
+		if b := &e.rq[e.rqHead]; b.Frame != noFrame {
+			e.p.link.Release(b.Frame)
+			e.hold(-1, false)
+		} else {
+			e.rcvSpilled--
+		}
+		e.popRQ()
 	}
 }
 
@@ -721,6 +784,9 @@ func (e *Endpoint) releaseRQ() {
 func (e *Endpoint) pruneOOO() {
 	for i := range e.ooo {
 		s := &e.ooo[i]
+		if s.pieces > 0 {
+			e.hold(-1, false)
+		}
 		for ; s.pieces > 0; s.pieces-- {
 			e.p.link.Release(s.b.Frame)
 		}

@@ -434,7 +434,7 @@ func (e *Endpoint) processAck(seg *segment, now int64) {
 			e.rackDrop(s)
 			e.popSQ(nil, !e.orphan)
 		}
-		if e.wantWr && e.sqBytes < p.cfg.SndBuf/2 {
+		if e.wantWr && e.sndRoomy() {
 			e.wantWr = false
 			e.notify(EventWritable)
 		}
@@ -558,13 +558,17 @@ func (e *Endpoint) receive(seg *segment, now int64) bool {
 		seg.b.Len = int(n)
 		fin = false
 	}
-	if n > 0 && p.link.Scarce() {
-		// Free frames are running out: keep none of this payload (its
-		// ACK was processed, so send queues keep draining) and let the
-		// peer resend it; a FIN behind it waits for the resend too. The
-		// out-of-order queue goes as well, as Linux prunes it under
-		// memory pressure: its frames could only come back once the gap
-		// is filled, and the data that fills it is what we now refuse.
+	if n > 0 && p.scarce() && (seq != e.rcvNxt || e.rcvFrames >= budgetFloor) {
+		// Free frames are running out even after reclaiming
+		// (budget.go): unless this is the next in-order segment of a
+		// connection holding less than the floor (one holding nothing
+		// always gets its segment at RCV.NXT), keep none of this
+		// payload (its ACK was processed, so send queues keep draining)
+		// and let the peer resend it; a FIN behind it waits for the
+		// resend too. The out-of-order queue goes as well, as Linux
+		// prunes it under memory pressure: its frames could only come
+		// back once the gap is filled, and the data that fills it is
+		// what we now refuse.
 		p.ctr.RcvPressureDrops++
 		if e.reasm.Len() > 0 {
 			p.ctr.OOOPruned++
@@ -650,6 +654,7 @@ func (e *Endpoint) insertOOO(b nic.Buf, seq Seq, n uint32) bool {
 	}
 	p.ctr.OOOQueued++
 	e.ooo[slot] = oooSlot{b: b, pieces: stored}
+	e.hold(1, false)
 	for i := 1; i < stored; i++ {
 		p.link.Ref(b.Frame)
 	}
@@ -670,6 +675,9 @@ func (e *Endpoint) drainOOO() {
 		b.Off += int(pc.Off)
 		b.Len = int(pc.Len)
 		s.pieces--
+		if s.pieces == 0 {
+			e.hold(-1, false)
+		}
 		e.oooBytes -= int(pc.Len)
 		e.rcvNxt = pc.Seq.Add(pc.Len)
 		if e.rqN >= maxRQ {
@@ -704,6 +712,7 @@ func (e *Endpoint) pushRQ(b nic.Buf) {
 	e.rq[i] = b
 	e.rqN++
 	e.rqBytes += b.Len
+	e.hold(1, false)
 	e.ctr.BytesRcvd += uint64(b.Len)
 	if e.rqN == 1 {
 		e.notify(EventReadable)

@@ -10,6 +10,10 @@ import (
 // txRetry is how soon a send that found the link busy is retried.
 const txRetry = int64(100 * time.Microsecond)
 
+// spillRetry is how soon spilled data that found no frame to be copied
+// into (frames scarce) is tried again.
+const spillRetry = int64(time.Millisecond)
+
 // rcvWnd is RCV.WND: what is left of the window we advertised.
 func (e *Endpoint) rcvWnd() uint32 {
 	if e.rcvAdv.GreaterThan(e.rcvNxt) {
@@ -18,9 +22,25 @@ func (e *Endpoint) rcvWnd() uint32 {
 	return 0
 }
 
-// free is the receive buffer space not held by queued data.
+// free is the receive buffer space not held by queued data: the bytes of
+// RcvBuf left, and with frame budgets no more than the frames left of the
+// connection's share can carry (budget.go).
 func (e *Endpoint) free() uint32 {
-	return uint32(max(e.p.cfg.RcvBuf-e.rqBytes-e.oooBytes, 0))
+	f := max(e.p.cfg.RcvBuf-e.rqBytes-e.oooBytes, 0)
+	if room := e.rcvRoomFrames(); room >= 0 && room*e.rcvSegBytes() < f {
+		f = room * e.rcvSegBytes()
+		e.p.ctr.RcvShareLimited++
+	}
+	return uint32(f)
+}
+
+// rcvSegBytes is the most payload one received segment, and so one frame,
+// carries.
+func (e *Endpoint) rcvSegBytes() int {
+	if e.tsOK {
+		return int(e.rcvMSS) - 12
+	}
+	return int(e.rcvMSS)
 }
 
 // newEdge is the right window edge we could advertise now, with receiver
@@ -180,7 +200,17 @@ func (e *Endpoint) xmit(i int, rexmit bool) error {
 	p := e.p
 	s := e.sqAt(i)
 	b := s.b
-	if p.link.Busy(b.Frame) {
+	if b.Frame == noFrame {
+		// Spilled under frame pressure: send from a copy in a fresh
+		// frame, which the link keeps until the transmission completes.
+		nb, ok := p.unspill(&s.b)
+		if !ok {
+			e.spillWait = true
+			return unix.EAGAIN
+		}
+		defer p.link.Release(nb.Frame)
+		b = nb
+	} else if p.link.Busy(b.Frame) {
 		// Its previous transmission has not completed: rewriting the
 		// headers now could change bytes a zero-copy NIC is reading.
 		e.txStuck = true
@@ -420,6 +450,10 @@ func (e *Endpoint) schedule() {
 		if r := e.p.now() + txRetry; d == 0 || r < d {
 			d = r
 		}
+	} else if e.spillWait || e.rcvStuck {
+		if r := e.p.now() + spillRetry; d == 0 || r < d {
+			d = r
+		}
 	}
 	if d == 0 || !e.inTable {
 		return
@@ -446,8 +480,13 @@ func (e *Endpoint) onTimer(now int64) {
 			e.sendAck()
 		}
 	}
-	if e.txStuck {
+	if e.txStuck || e.spillWait {
+		e.spillWait = false
 		e.output()
+	}
+	if e.rcvStuck && !p.link.Scarce() {
+		e.rcvStuck = false
+		e.notify(EventReadable)
 	}
 	if r := &e.rack; r.reoAt != 0 && now >= r.reoAt {
 		// RACK reordering timer (RFC 8985 §6.3): the window has passed.

@@ -239,7 +239,9 @@ func TestCaptureReadByTcpdumpAndTshark(t *testing.T) {
 			if !strings.HasSuffix(comment, "dropped=stack.udp_no_port") {
 				t.Errorf("datagram to a closed port has comment %q", comment)
 			}
-		} else if strings.Contains(comment, "dropped=") {
+		} else if strings.Contains(comment, "dropped=") && f[7] == "" {
+			// (A TCP segment may be dropped: a retransmission the
+			// peer sent when an ACK was late is out of the window.)
 			t.Errorf("unexpected drop: %q", line)
 		}
 		if f[7] != "" {

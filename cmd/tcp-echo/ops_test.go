@@ -105,9 +105,10 @@ func TestPcapAndMetrics(t *testing.T) {
 			count[dir+" fin"]++
 		}
 	}
-	// Per connection: SYN in, SYN-ACK out, a FIN each way.
+	// Per connection: SYN in, SYN-ACK out, a FIN each way (or more: a
+	// peer may retransmit one, which the capture shows too).
 	for _, k := range []string{"in syn", "out syn-ack", "in fin", "out fin"} {
-		if count[k] != conns {
+		if count[k] < conns {
 			t.Errorf("%d frames %q, want %d (all: %v)", count[k], k, conns, count)
 		}
 	}

@@ -3,6 +3,7 @@ package libos
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -100,6 +101,24 @@ type Config struct {
 	// range that overlaps the kernel's, since both would hand out the same
 	// ports on the same address.
 	EphemeralFirst, EphemeralLast uint16
+
+	// Capture, when set, receives every frame taken from the RX ring and
+	// put on the TX ring, with the drop reason of received frames the
+	// stack dropped (see CaptureSink; package dxcapture writes pcapng).
+	// Off by default, and then free.
+	Capture CaptureSink
+	// Logger receives lifecycle events (attach with the XDP and copy or
+	// zero-copy mode obtained and why, detach) and, at most once a second
+	// each, warnings about ARP failures, UMEM exhaustion and kernel drops.
+	// Nil means silent.
+	Logger *slog.Logger
+	// PinDir is the bpf file system directory under which the steering
+	// maps are pinned, in a subdirectory named after the interface, for
+	// `demixdp stat`; Close removes the pins. Empty means
+	// bpf.DefaultPinRoot (/sys/fs/bpf/demixdp), best effort: without a
+	// bpf file system there New goes on unpinned. A PinDir that is set
+	// must work, or New fails.
+	PinDir string
 }
 
 func (c *Config) normalize() error {
@@ -181,6 +200,7 @@ type LibOS struct {
 	unsteer   []delayedUnsteer // TCP ports to release later, oldest first
 
 	ctr    Counters
+	mon    opsState // capture, logs, pins (ops.go)
 	closed bool
 }
 
@@ -195,7 +215,7 @@ func New(cfg Config) (*LibOS, error) {
 	}
 	ifi, err := net.InterfaceByName(cfg.Interface)
 	if err != nil {
-		return nil, fmt.Errorf("libos: interface %q: %w", cfg.Interface, err)
+		return nil, explainInterface(cfg.Interface, err)
 	}
 	if len(ifi.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("libos: interface %q is not Ethernet: %w", cfg.Interface, unix.ENOTSUP)
@@ -254,7 +274,7 @@ func New(cfg Config) (*LibOS, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("libos: %w", err)
+		return nil, l.explainSocket(err)
 	}
 	mode := bpf.Dedicated
 	if cfg.Mode == Shared {
@@ -265,7 +285,7 @@ func New(cfg Config) (*LibOS, error) {
 	}
 	l.steer, err = bpf.Load(bpf.Config{Mode: mode})
 	if err != nil {
-		return nil, fmt.Errorf("libos: %w", err)
+		return nil, explainLoad(err)
 	}
 	if err = l.steer.AddAddr(cfg.Addr.Addr()); err != nil {
 		return nil, fmt.Errorf("libos: %w", err)
@@ -274,7 +294,10 @@ func New(cfg Config) (*LibOS, error) {
 		return nil, fmt.Errorf("libos: %w", err)
 	}
 	if err = l.steer.Attach(l.ifindex); err != nil {
-		return nil, fmt.Errorf("libos: %w", err)
+		return nil, l.explainAttach(err)
+	}
+	if err = l.startOps(ifi.MTU); err != nil {
+		return nil, err
 	}
 	l.link.l = l
 	l.link.tags = make([]uint64, cfg.Frames)
@@ -322,6 +345,7 @@ func New(cfg Config) (*LibOS, error) {
 	l.stack.Start()
 	l.flush()
 	ok = true
+	l.logStarted()
 	return l, nil
 }
 
@@ -358,6 +382,7 @@ func (l *LibOS) Close() error {
 	l.drain(closeDrain)
 	l.stack.Close()
 	l.closed = true
+	defer l.logClosed(l.ctr.RxDescs, l.ctr.TxDescs)
 	return l.teardown()
 }
 

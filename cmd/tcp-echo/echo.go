@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/demixdp/demixdp/internal/cli"
 	"github.com/demixdp/demixdp/libos"
 	"golang.org/x/sys/unix"
 )
@@ -67,6 +68,7 @@ type server struct {
 	held   []*conn // connections whose SGA waits for Push to accept it
 	active int
 	ctr    echoCounters
+	ops    *cli.Ops // metrics snapshots (nil-safe)
 
 	idle      time.Duration // -idle-timeout; 0: never
 	nextSweep time.Time
@@ -109,6 +111,7 @@ func (s *server) serve(stop *atomic.Bool) error {
 	}
 	s.add(acc, nil)
 	for !stop.Load() {
+		s.ops.Poll(s.lib)
 		timeout := stopCheck
 		if len(s.held) > 0 {
 			timeout = heldRetry

@@ -7,7 +7,7 @@
 //
 //	tcp-echo -iface IF -addr IP:PORT [-prefix 24] [-mode dedicated|shared]
 //	    [-gateway IP] [-frames N] [-spin D] [-backlog N] [-idle-timeout D]
-//	    [-cpuprofile F]
+//	    [-cpuprofile F] [-pcap FILE] [-metrics ADDR] [-log-level L]
 //
 // It serves many connections at once from one goroutine: one WaitAny over
 // the accept token and every connection's pop and push tokens. A push
@@ -24,6 +24,11 @@
 // In dedicated mode the libOS owns IP (the kernel must not have it); in
 // shared mode IP is the kernel's too and only TCP to PORT (and the libOS's
 // connections) reaches the libOS.
+//
+// -pcap writes every frame received and sent as pcapng; -metrics serves
+// Prometheus /metrics, /debug/vars and /debug/pprof/ on the kernel's
+// network (it prints "metrics on http://ADDR/metrics"); lifecycle events
+// are logged to stderr as text (-log-level off silences them).
 //
 // When it accepts connections it prints a line containing "listening". On
 // SIGUSR1 it prints its counters (the libos.tcp group has the frames the
@@ -44,6 +49,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/demixdp/demixdp/dxmetrics"
 	"github.com/demixdp/demixdp/internal/cli"
 	"github.com/demixdp/demixdp/libos"
 )
@@ -58,7 +64,7 @@ type options struct {
 
 func main() {
 	var o options
-	o.common.Register(flag.CommandLine, cli.FlagHelp{Gateway: "next hop for off-link clients (optional)", Frames: true, CPUProfile: true})
+	o.common.Register(flag.CommandLine, cli.FlagHelp{Gateway: "next hop for off-link clients (optional)", Frames: true, CPUProfile: true, Ops: true})
 	flag.StringVar(&o.addr, "addr", "", "IPv4 address and TCP port to serve, IP:PORT (required)")
 	flag.IntVar(&o.backlog, "backlog", 1024, "established connections waiting for accept (1-4096)")
 	flag.DurationVar(&o.idle, "idle-timeout", 60*time.Second, "close a connection that makes no progress (nothing received, no echo acknowledged) for this long, resetting it if data is left unread; 0 never")
@@ -100,6 +106,12 @@ func run(o options, out io.Writer) error {
 	}
 	defer stopProfile()
 
+	ops, err := o.common.Ops.Start(&cfg, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer ops.Close()
+
 	var stop atomic.Bool
 	defer cli.OnSignal(func() { stop.Store(true) })()
 
@@ -118,10 +130,14 @@ func run(o options, out io.Writer) error {
 	if err := lib.Listen(lqd, o.backlog); err != nil {
 		return fmt.Errorf("listen %v: %w", ap, err)
 	}
+	if err := ops.Serve(&o.common.Ops, lib, out, dxmetrics.Queue{QD: lqd, Name: "listener"}); err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "tcp-echo: listening on %v (%s) iface=%s mode=%v xdp=%s mtu=%d\n",
 		ap, cfg.Addr, cfg.Interface, cfg.Mode, cli.XDPMode(lib), lib.MTU())
 
 	s := newServer(lib, lqd)
+	s.ops = ops
 	s.idle, s.out = o.idle, out
 	defer cli.OnInfo(func() { s.info.Store(true) })()
 	loopErr := s.serve(&stop)
@@ -129,6 +145,9 @@ func run(o options, out io.Writer) error {
 	printCounters(out, lib, &s.ctr)
 	if cerr := lib.Close(); cerr != nil {
 		return errors.Join(loopErr, fmt.Errorf("close: %w", cerr))
+	}
+	if err := ops.Close(); err != nil {
+		return errors.Join(loopErr, err)
 	}
 	fmt.Fprintln(out, "tcp-echo: detached")
 	return loopErr

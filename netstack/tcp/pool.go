@@ -2,18 +2,18 @@ package tcp
 
 // ringPool recycles the arrays behind a connection's queues (send queue,
 // receive queue, out-of-order queue) by capacity, a power of two from
-// ringMin up, so that a connection holds queue memory only while it holds
-// queued data, and the steady state allocates nothing. It keeps at most
-// ringPoolMax arrays of each capacity up to ringPoolCap entries; larger
-// arrays (a bulk transfer's) go to the garbage collector when emptied.
+// ringMin to ringMax entries, so that a connection holds queue memory only
+// while it holds queued data, and the steady state allocates nothing (a
+// bulk sender's queue that drains and fills again takes its arrays back
+// from the pool). It keeps at most ringPoolMax arrays of the smallest
+// capacity, half as many of each larger one, and at least two.
 type ringPool[T any] struct {
 	free [ringClasses][][]T
 }
 
 const (
 	ringMin     = 8
-	ringClasses = 6 // 8 .. 256 entries
-	ringPoolCap = ringMin << (ringClasses - 1)
+	ringClasses = 14 // 8 .. 65536 entries (maxSQ)
 	ringPoolMax = 64
 )
 
@@ -27,6 +27,8 @@ func ringClass(c int) int {
 	}
 	return -1
 }
+
+func ringKeep(k int) int { return max(ringPoolMax>>k, 2) }
 
 // get returns an array of capacity c (a power of two >= ringMin), zeroed.
 func (p *ringPool[T]) get(c int) []T {
@@ -47,7 +49,7 @@ func (p *ringPool[T]) put(q []T) {
 	if p == nil || q == nil {
 		return
 	}
-	if k := ringClass(len(q)); k >= 0 && len(p.free[k]) < ringPoolMax {
+	if k := ringClass(len(q)); k >= 0 && len(p.free[k]) < ringKeep(k) {
 		clear(q)
 		p.free[k] = append(p.free[k], q)
 	}

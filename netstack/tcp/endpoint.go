@@ -84,8 +84,12 @@ type Endpoint struct {
 	orphan  bool // closed by the application: no more events
 	err     error
 
-	deadline int64 // heap key: earliest timer
-	heapIdx  int
+	// The timer wheel (timer.go): the time the endpoint is armed for,
+	// its list links and its bucket.
+	deadline     int64
+	wNext, wPrev *Endpoint
+	wLvl         int8
+	wIdx         uint8
 
 	// Listener.
 	backlog int
@@ -189,7 +193,7 @@ const (
 
 // NewEndpoint returns a closed, unbound endpoint.
 func (p *Proto) NewEndpoint(cookie uint64) *Endpoint {
-	e := &Endpoint{Cookie: cookie, p: p, heapIdx: -1}
+	e := &Endpoint{Cookie: cookie, p: p}
 	e.reasm.pool = &p.rpool
 	e.t.LocalAddr = p.net.LocalAddr()
 	return e

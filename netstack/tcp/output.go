@@ -466,10 +466,10 @@ func (e *Endpoint) output() {
 	e.schedule()
 }
 
-// schedule puts the endpoint in the timer heap at its earliest timer. A
-// later deadline than the one in the heap is left for the heap entry to
-// find (it re-schedules when it fires early), so per-segment timer moves
-// cost nothing.
+// schedule puts the endpoint in the timer wheel at its earliest timer. A
+// later deadline than the one armed is left for the armed entry to find
+// (it re-schedules when it fires early), so per-segment timer moves cost
+// nothing.
 func (e *Endpoint) schedule() {
 	d := int64(0)
 	for _, t := range [...]int64{e.rtoAt, e.delackAt, e.stateAt, e.keepAt, e.rack.reoAt, e.rack.tlpAt} {
@@ -489,7 +489,7 @@ func (e *Endpoint) schedule() {
 	if d == 0 || !e.inTable {
 		return
 	}
-	if e.heapIdx < 0 || d < e.deadline {
+	if !e.armed() || d < e.deadline {
 		e.p.timers.set(e, d)
 	}
 }

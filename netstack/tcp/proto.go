@@ -196,7 +196,7 @@ type Proto struct {
 	ports     map[uint16]*Endpoint // port owners (bound endpoints)
 	nextEph   uint16
 
-	timers  timerHeap
+	timers  timerWheel
 	bud     budget
 	ackList []*Endpoint // ACKs deferred to the end of the receive batch
 	// Pools of queue arrays (pool.go).
@@ -228,6 +228,7 @@ func New(n Network, note Notifier, cfg Config) *Proto {
 		nextEph: cfg.EphemeralFirst + uint16(rand.IntN(int(cfg.EphemeralLast-cfg.EphemeralFirst)+1)),
 	}
 	p.bud.init(cfg.Frames)
+	p.timers.clk = p.now() >> wheelTick // the wheel starts at the clock's time
 	return p
 }
 
@@ -425,12 +426,8 @@ func (p *Proto) EndBatch() {
 func (p *Proto) Tick() {
 	p.pressure() // frames held may have to be reclaimed even when nothing arrives
 	now := p.now()
-	for p.timers.len() > 0 {
-		e := p.timers.min()
-		if e.deadline > now {
-			break
-		}
-		p.timers.remove(e)
+	p.timers.expire(now)
+	for e := p.timers.pop(); e != nil; e = p.timers.pop() {
 		e.deadline = 0
 		e.onTimer(now)
 		if e.state != StateClosed && e.state != StateListen {
@@ -441,10 +438,7 @@ func (p *Proto) Tick() {
 
 // NextDeadline returns the earliest timer deadline, or 0 if none.
 func (p *Proto) NextDeadline() int64 {
-	if p.timers.len() == 0 {
-		return 0
-	}
-	return p.timers.min().deadline
+	return p.timers.nextExpiry()
 }
 
 // output hands b to the network through a scratch Buf held by p: passing

@@ -26,6 +26,11 @@ type CongestionControl interface {
 	// OnRecoveryExit reports that fast recovery ended (the recovery point
 	// was acknowledged).
 	OnRecoveryExit(now time.Duration)
+	// Undo reports that the last OnLoss was spurious (D-SACKs showed that
+	// every retransmission of the episode was a duplicate): the window
+	// goes back to what it was before that reduction, or stays where it
+	// is if it has grown past it.
+	Undo()
 	// CWND returns the congestion window.
 	CWND() uint32
 	// SSThresh returns the slow-start threshold.

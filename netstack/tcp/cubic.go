@@ -37,6 +37,8 @@ type Cubic struct {
 	afterRTO   bool // an RTO fired and no new data was acked since
 	rtoEpoch   bool // the next epoch is the first after an RTO (§4.8)
 	noFastConv bool
+	// Before the last OnLoss, for Undo.
+	undoCwnd, undoSS, undoWMax float64
 }
 
 var _ CongestionControl = (*Cubic)(nil)
@@ -141,9 +143,20 @@ func (c *Cubic) OnLoss(flight uint32, _ time.Duration) {
 	if c.inRecovery {
 		return
 	}
+	c.undoCwnd, c.undoSS, c.undoWMax = c.cwnd, c.ssthresh, c.wMax
 	c.reduce(flight)
 	c.cwnd = c.ssthresh
 	c.inRecovery = true
+}
+
+// Undo implements CongestionControl: the window, the threshold and W_max
+// from before the reduction; a new epoch starts.
+func (c *Cubic) Undo() {
+	if c.undoCwnd > c.cwnd {
+		c.cwnd, c.wMax = c.undoCwnd, c.undoWMax
+		c.epochValid = false
+	}
+	c.ssthresh = max(c.ssthresh, c.undoSS)
 }
 
 // OnRTO implements CongestionControl (§4.8): ssthresh as for a loss, cwnd

@@ -116,39 +116,47 @@ type Endpoint struct {
 	tsRecentT int64
 
 	// Send side (RFC 9293 §3.3.1 names).
-	iss      Seq
-	sndUna   Seq
-	sndNxt   Seq
-	sndMax   Seq // highest sequence number sent + 1
-	sndSml   Seq // end of the last small segment sent (Nagle, Minshall)
-	rack     rackState
-	sndWnd   uint32
-	sndWl1   Seq
-	sndWl2   Seq
-	maxWnd   uint32
-	sq       []txSeg // ring
-	sqHead   int
-	sqN      int
-	sqBytes  int
-	finQ     bool // a FIN is queued after the data
-	finSeq   Seq  // valid when finQ
-	wantWr   bool // Send returned EAGAIN
-	sb       Scoreboard
-	cc       CongestionControl
-	rto      RTO
-	dupAcks  int
-	retries  int
-	rttSeq   Seq
-	rttT     int64
-	rttOn    bool
-	lastSnd  int64
-	probes   int
-	txStuck  bool // a send failed with EAGAIN: retry on the next tick
-	rtoAt    int64
-	persist  bool // rtoAt is the persist timer
-	delackAt int64
-	stateAt  int64 // TIME_WAIT, FIN_WAIT_2 orphan, SYN-RECEIVED expiry
-	keepAt   int64
+	iss     Seq
+	sndUna  Seq
+	sndNxt  Seq
+	sndMax  Seq // highest sequence number sent + 1
+	sndSml  Seq // end of the last small segment sent (Nagle, Minshall)
+	rack    rackState
+	sndWnd  uint32
+	sndWl1  Seq
+	sndWl2  Seq
+	maxWnd  uint32
+	sq      []txSeg // ring
+	sqHead  int
+	sqN     int
+	sqBytes int
+	finQ    bool // a FIN is queued after the data
+	finSeq  Seq  // valid when finQ
+	wantWr  bool // Send returned EAGAIN
+	sb      Scoreboard
+	cc      CongestionControl
+	rto     RTO
+	dupAcks int
+	retries int
+	// Undoing a spurious fast recovery (RFC 2883 §4.3; Linux's
+	// undo_retrans): the segments it retransmitted (their first octets;
+	// an episode with more than undoMax is not undone) and how many of
+	// them no D-SACK has shown needless yet.
+	undoSeq     [undoMax]Seq
+	undoN       int8
+	undoRetrans int8
+	undoOn      bool
+	rttSeq      Seq
+	rttT        int64
+	rttOn       bool
+	lastSnd     int64
+	probes      int
+	txStuck     bool // a send failed with EAGAIN: retry on the next tick
+	rtoAt       int64
+	persist     bool // rtoAt is the persist timer
+	delackAt    int64
+	stateAt     int64 // TIME_WAIT, FIN_WAIT_2 orphan, SYN-RECEIVED expiry
+	keepAt      int64
 
 	// Receive side.
 	irs     Seq
@@ -166,8 +174,9 @@ type Endpoint struct {
 	finPend   bool // a FIN arrived out of order, at finAt
 	finAt     Seq
 	ackNow    bool
-	ackQueued bool // in Proto.ackList: an ACK goes at the end of the receive batch
-	unacked   int  // payload bytes received since the last ACK
+	ackQueued bool      // in Proto.ackList: an ACK goes at the end of the receive batch
+	dsack     SACKBlock // a duplicate to report in the next ACK (RFC 2883), if Start != End
+	unacked   int       // payload bytes received since the last ACK
 	lastRcv   int64
 	eofSeen   bool
 	lastAckTx Seq // RCV.NXT in the last ACK sent (RFC 7323 TS.Recent rule)
@@ -208,6 +217,23 @@ func (e *Endpoint) Err() error { return e.err }
 
 // Counters returns the endpoint's counters.
 func (e *Endpoint) Counters() EndpointCounters { return e.ctr }
+
+// EndpointInfo is the sender's state of a connection, what Linux's TCP_INFO
+// reports of it.
+type EndpointInfo struct {
+	CWND, SSThresh uint32        // congestion window and slow-start threshold, bytes
+	SRTT, RTO      time.Duration // smoothed RTT and retransmission timeout
+	SndMSS         int           // payload bytes of a full segment
+}
+
+// Info returns the connection's sender state (zero before the handshake).
+func (e *Endpoint) Info() EndpointInfo {
+	i := EndpointInfo{SRTT: e.rto.SRTT(), RTO: e.rto.Current(), SndMSS: int(e.sndMSS)}
+	if e.cc != nil {
+		i.CWND, i.SSThresh = e.cc.CWND(), e.cc.SSThresh()
+	}
+	return i
+}
 
 // LocalAddr returns the bound address (invalid if unbound).
 func (e *Endpoint) LocalAddr() netip.AddrPort {

@@ -174,6 +174,11 @@ func (e *Endpoint) input(seg *segment) bool {
 	if !ok {
 		p.ctr.OutOfWindow++
 		if !f.Has(FlagRST) {
+			if seg.b.Len > 0 && seg.seq.Add(uint32(seg.b.Len)).LessEq(e.rcvNxt) {
+				// Data we had already: the peer retransmitted it in
+				// vain. Say so (RFC 2883), so it can undo.
+				e.reportDup(seg.seq, seg.seq.Add(uint32(seg.b.Len)))
+			}
 			e.sendAck()
 		}
 		return false
@@ -488,6 +493,7 @@ func (e *Endpoint) processAck(seg *segment, now int64) {
 		// RACK (rack.go) decides what is lost, on every ACK.
 		if dsack {
 			e.rackOnDSACK()
+			e.undoOnDSACK(blocks[0], now)
 		}
 		e.rackDetect(now)
 		e.tlpOnAck(ack, dsack, now)
@@ -510,6 +516,7 @@ func (e *Endpoint) enterRecovery(now int64) {
 	e.ctr.FastRecoveries++
 	flight := e.sndUna.Size(e.sndMax)
 	e.cc.OnLoss(flight, time.Duration(now))
+	e.undoN, e.undoRetrans, e.undoOn = 0, 0, true
 	e.sb.EnterRecovery()
 	e.rack.tlpAt = 0
 	if !e.sackOK {
@@ -517,6 +524,52 @@ func (e *Endpoint) enterRecovery(now int64) {
 		e.retransmitHead()
 	}
 	e.rtoAt = now + int64(e.rto.Current())
+}
+
+// undoMax bounds the retransmissions of a fast recovery that can be
+// undone: one with more was not a little reordering.
+const undoMax = 16
+
+// undoOnRetransmit records a retransmission of the current recovery.
+func (e *Endpoint) undoOnRetransmit(seq Seq) {
+	if int(e.undoN) == undoMax {
+		e.undoOn = false
+		return
+	}
+	e.undoSeq[e.undoN] = seq
+	e.undoN++
+	e.undoRetrans++
+}
+
+// undoOnDSACK counts a D-SACK that reports one of the last fast recovery's
+// retransmissions as a duplicate: once every one of them has been, the
+// losses were not losses (reordering, a late ACK) and the window comes
+// back (Linux's tcp_try_undo_dsack). A D-SACK of anything else (a
+// duplicate the network made of an original) does not count.
+func (e *Endpoint) undoOnDSACK(b SACKBlock, now int64) {
+	if !e.undoOn || e.undoRetrans <= 0 {
+		return
+	}
+	for i := 0; i < int(e.undoN); i++ {
+		if e.undoSeq[i] == b.Start {
+			e.undoSeq[i] = e.undoSeq[e.undoN-1]
+			e.undoN--
+			e.undoRetrans--
+			break
+		}
+	}
+	if e.undoRetrans == 0 && e.undoN == 0 {
+		e.undoOn = false
+		if e.sb.InRecovery() {
+			// Back to the open state, as Linux goes: a real loss found
+			// later is a new episode, with its own reduction.
+			e.sb.ExitRecovery()
+			e.cc.OnRecoveryExit(time.Duration(now))
+			e.rackOnRecoveryExit()
+		}
+		e.cc.Undo()
+		e.p.ctr.SpuriousRecoveries++
+	}
 }
 
 // retransmitHead resends the segment at SND.UNA (or the FIN).
@@ -546,6 +599,10 @@ func (e *Endpoint) receive(seg *segment, now int64) bool {
 		d := seq.Size(e.rcvNxt)
 		if d >= n {
 			d = n
+		}
+		if d > 0 {
+			e.reportDup(seq, seq.Add(d))
+			e.ackNow = true
 		}
 		seg.b.TrimFront(int(d))
 		n -= d
@@ -646,6 +703,8 @@ func (e *Endpoint) insertOOO(b nic.Buf, seq Seq, n uint32) bool {
 	if err != nil || stored == 0 {
 		if err != nil {
 			p.ctr.OOODropped++
+		} else if n > 0 {
+			e.reportDup(seq, seq.Add(n)) // all of it was queued already
 		}
 		e.drainOOO()
 		return false

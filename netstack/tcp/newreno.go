@@ -10,6 +10,7 @@ import "time"
 type NewReno struct {
 	mss, cwnd, ssthresh uint32
 	acc                 uint32 // bytes acked in congestion avoidance, RFC 3465 bytes_acked
+	undoCwnd, undoSS    uint32 // before the last OnLoss
 	inRecovery          bool
 	afterRTO            bool // an RTO fired and no new data was acked since
 }
@@ -50,10 +51,17 @@ func (r *NewReno) OnLoss(flight uint32, _ time.Duration) {
 	if r.inRecovery {
 		return
 	}
+	r.undoCwnd, r.undoSS = r.cwnd, r.ssthresh
 	r.ssthresh = r.lossThreshold(flight)
 	r.cwnd = r.ssthresh
 	r.acc = 0
 	r.inRecovery = true
+}
+
+// Undo implements CongestionControl.
+func (r *NewReno) Undo() {
+	r.cwnd = max(r.cwnd, r.undoCwnd)
+	r.ssthresh = max(r.ssthresh, r.undoSS)
 }
 
 // OnRTO implements CongestionControl.

@@ -124,14 +124,22 @@ func (e *Endpoint) writeHeader(b *nic.Buf, seq Seq, flags Flags) bool {
 		if e.tsOK {
 			o.HasTS, o.TSVal, o.TSEcr = true, tsClock(now), e.tsRecent
 		}
-		if e.sackOK && e.reasm.Len() > 0 {
-			// As many blocks as fit beside the payload within the MTU.
+		if e.sackOK && (e.reasm.Len() > 0 || e.dsack.Start != e.dsack.End) {
+			// As many blocks as fit beside the payload within the MTU,
+			// a D-SACK block first (RFC 2883 §4).
 			room := e.p.net.MTU() - 40 - b.Len
 			if e.tsOK {
 				room -= 12
 			}
 			if n := min((room-4)/8, MaxSACKBlocks); n > 0 {
-				o.NumSACK = e.reasm.SACKBlocks(o.SACK[:n])
+				k := 0
+				if e.dsack.Start != e.dsack.End {
+					o.SACK[0] = e.dsack
+					e.dsack = SACKBlock{}
+					e.p.ctr.DSACKsOut++
+					k = 1
+				}
+				o.NumSACK = k + e.reasm.SACKBlocks(o.SACK[k:n])
 			}
 		}
 		win = e.windowField()
@@ -202,6 +210,15 @@ func (e *Endpoint) deferAck() {
 	}
 }
 
+// reportDup records [start, end) as duplicate data received, for the
+// D-SACK block of the next ACK (RFC 2883), which goes at once.
+func (e *Endpoint) reportDup(start, end Seq) {
+	if e.sackOK {
+		e.dsack = SACKBlock{Start: start, End: end}
+		e.ackNow = true
+	}
+}
+
 // sendAck sends a pure ACK now.
 func (e *Endpoint) sendAck() {
 	if !e.inTable || e.state < StateSynRcvd {
@@ -267,6 +284,9 @@ func (e *Endpoint) xmit(i int, rexmit bool) error {
 		s.rexmit = true
 		p.ctr.Retransmits++
 		e.ctr.Retransmits++
+		if e.undoOn {
+			e.undoOnRetransmit(s.seq)
+		}
 		e.rttOn = false // Karn
 	} else {
 		e.ctr.BytesSent += uint64(s.b.Len)
@@ -624,6 +644,7 @@ func (e *Endpoint) onRTO(now int64) {
 	}
 	p.ctr.RTOs++
 	e.ctr.RTOs++
+	e.undoOn = false // an RTO is not undone
 	e.cc.OnRTO(e.sndUna.Size(e.sndMax), time.Duration(now))
 	e.rto.Backoff()
 	e.sb.Reset(e.sndUna)

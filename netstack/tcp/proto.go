@@ -140,40 +140,42 @@ func (c *Config) defaults() {
 
 // Counters count the engine's work and, above all, what it dropped and why.
 type Counters struct {
-	SegsIn, SegsOut  uint64 // segments received (valid header) and sent
-	Retransmits      uint64 // data/FIN segments sent again (RTO, fast and SACK recovery)
-	RTOs             uint64 // retransmission timer expiries
-	FastRecoveries   uint64 // entries into fast recovery
-	Malformed        uint64 // dropped: truncated, bad data offset or options
-	NoACK            uint64 // dropped: no ACK, SYN or RST flag where one is required
-	RcvPressureDrops uint64 // payload not queued because the link's frames ran low
-	OOOPruned        uint64 // out-of-order queues dropped because the link's frames ran low
-	BadChecksum      uint64 // dropped: bad checksum
-	NoPort           uint64 // segments for no connection or listener (answered by RST unless RST)
-	RSTsOut          uint64 // resets sent
-	RSTsIn           uint64 // acceptable resets received (connection reset)
-	ChallengeACKs    uint64 // RFC 5961 challenge ACKs sent
-	ChallengeLimited uint64 // challenge ACKs suppressed by the rate limit
-	OutOfWindow      uint64 // dropped: sequence number outside the window (answered by ACK)
-	PAWSDropped      uint64 // dropped: old timestamp (RFC 7323 PAWS)
-	BadACK           uint64 // dropped: acknowledges unsent data or far too old
-	OOOQueued        uint64 // out-of-order segments held
-	OOODropped       uint64 // out-of-order segments dropped (queue full)
-	RcvQueueFull     uint64 // in-order segments dropped: receive queue full
-	SynCookiesSent   uint64 // SYN-ACKs carrying a cookie (backlog full)
-	SynCookiesOK     uint64 // connections completed from a valid cookie
-	SynCookiesBad    uint64 // ACKs to a listener with an invalid cookie
-	AcceptQueueFull  uint64 // handshakes that found the accept queue full
-	SendCopies       uint64 // bytes copied because a pushed segment exceeded the MSS
-	NoBufs           uint64 // frames the engine wanted and the link did not have
-	SndShareFull     uint64 // pushes refused with EAGAIN because the send queue had its share of frames
-	RcvShareLimited  uint64 // windows advertised smaller than RcvBuf allows because of the frame share
-	Reclaims         uint64 // reclaim passes run because frames were scarce (budget.go)
-	SpilledFrames    uint64 // frames given back by copying queued data out of them
-	UnspillBytes     uint64 // spilled bytes copied back into frames (to send, or for Recv)
-	ConnsEstablished uint64
-	ConnsReset       uint64
-	ConnsTimedOut    uint64
+	SegsIn, SegsOut    uint64 // segments received (valid header) and sent
+	Retransmits        uint64 // data/FIN segments sent again (RTO, fast and SACK recovery)
+	RTOs               uint64 // retransmission timer expiries
+	FastRecoveries     uint64 // entries into fast recovery
+	SpuriousRecoveries uint64 // fast recoveries undone: D-SACKs showed every retransmission needless
+	Malformed          uint64 // dropped: truncated, bad data offset or options
+	NoACK              uint64 // dropped: no ACK, SYN or RST flag where one is required
+	RcvPressureDrops   uint64 // payload not queued because the link's frames ran low
+	OOOPruned          uint64 // out-of-order queues dropped because the link's frames ran low
+	BadChecksum        uint64 // dropped: bad checksum
+	NoPort             uint64 // segments for no connection or listener (answered by RST unless RST)
+	RSTsOut            uint64 // resets sent
+	RSTsIn             uint64 // acceptable resets received (connection reset)
+	ChallengeACKs      uint64 // RFC 5961 challenge ACKs sent
+	ChallengeLimited   uint64 // challenge ACKs suppressed by the rate limit
+	OutOfWindow        uint64 // dropped: sequence number outside the window (answered by ACK)
+	PAWSDropped        uint64 // dropped: old timestamp (RFC 7323 PAWS)
+	BadACK             uint64 // dropped: acknowledges unsent data or far too old
+	OOOQueued          uint64 // out-of-order segments held
+	DSACKsOut          uint64 // ACKs that reported duplicate data received (RFC 2883 D-SACK)
+	OOODropped         uint64 // out-of-order segments dropped (queue full)
+	RcvQueueFull       uint64 // in-order segments dropped: receive queue full
+	SynCookiesSent     uint64 // SYN-ACKs carrying a cookie (backlog full)
+	SynCookiesOK       uint64 // connections completed from a valid cookie
+	SynCookiesBad      uint64 // ACKs to a listener with an invalid cookie
+	AcceptQueueFull    uint64 // handshakes that found the accept queue full
+	SendCopies         uint64 // bytes copied because a pushed segment exceeded the MSS
+	NoBufs             uint64 // frames the engine wanted and the link did not have
+	SndShareFull       uint64 // pushes refused with EAGAIN because the send queue had its share of frames
+	RcvShareLimited    uint64 // windows advertised smaller than RcvBuf allows because of the frame share
+	Reclaims           uint64 // reclaim passes run because frames were scarce (budget.go)
+	SpilledFrames      uint64 // frames given back by copying queued data out of them
+	UnspillBytes       uint64 // spilled bytes copied back into frames (to send, or for Recv)
+	ConnsEstablished   uint64
+	ConnsReset         uint64
+	ConnsTimedOut      uint64
 
 	// Gauges of the frame budget, as of the snapshot.
 	FramesHeld    uint64 // frames held by all connections' queues

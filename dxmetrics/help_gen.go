@@ -70,6 +70,7 @@ var help = map[string]string{
 	"tcp.Counters.BadChecksum":        "tcp.Counters.BadChecksum: dropped: bad checksum.",
 	"tcp.Counters.ChallengeACKs":      "tcp.Counters.ChallengeACKs: RFC 5961 challenge ACKs sent.",
 	"tcp.Counters.ChallengeLimited":   "tcp.Counters.ChallengeLimited: challenge ACKs suppressed by the rate limit.",
+	"tcp.Counters.Conns":              "tcp.Counters.Conns: connections in the table, TIME-WAIT entries not included.",
 	"tcp.Counters.DSACKsOut":          "tcp.Counters.DSACKsOut: ACKs that reported duplicate data received (RFC 2883 D-SACK).",
 	"tcp.Counters.FastRecoveries":     "tcp.Counters.FastRecoveries: entries into fast recovery.",
 	"tcp.Counters.FramesHeld":         "tcp.Counters.FramesHeld: frames held by all connections' queues.",
@@ -102,6 +103,8 @@ var help = map[string]string{
 	"tcp.Counters.SynCookiesBad":      "tcp.Counters.SynCookiesBad: ACKs to a listener with an invalid cookie.",
 	"tcp.Counters.SynCookiesOK":       "tcp.Counters.SynCookiesOK: connections completed from a valid cookie.",
 	"tcp.Counters.SynCookiesSent":     "tcp.Counters.SynCookiesSent: SYN-ACKs carrying a cookie (backlog full).",
+	"tcp.Counters.TimeWaitConns":      "tcp.Counters.TimeWaitConns: connections in TIME-WAIT kept without their endpoint.",
+	"tcp.Counters.TimeWaitOverflow":   "tcp.Counters.TimeWaitOverflow: closed connections that skipped TIME-WAIT: MaxTimeWait were in it.",
 	"tcp.Counters.UnspillBytes":       "tcp.Counters.UnspillBytes: spilled bytes copied back into frames (to send, or for Recv).",
 	"tcp.EndpointCounters.BytesAcked": "tcp.EndpointCounters.BytesAcked: payload handed to the link (first transmissions) and acknowledged.",
 	"tcp.EndpointCounters.BytesRcvd":  "tcp.EndpointCounters.BytesRcvd: in-order payload queued for the application.",
@@ -123,8 +126,10 @@ var help = map[string]string{
 // gauges are the fields that are levels, not counts (after a doc comment
 // starting "Gauges" in their struct).
 var gauges = map[string]bool{
+	"tcp.Counters.Conns":         true,
 	"tcp.Counters.FramesHeld":    true,
 	"tcp.Counters.Holders":       true,
 	"tcp.Counters.MaxConnFrames": true,
 	"tcp.Counters.ShareFrames":   true,
+	"tcp.Counters.TimeWaitConns": true,
 }

@@ -52,8 +52,16 @@ type CubicOptions struct {
 
 // NewCubic returns a CUBIC controller configured by opts.
 func NewCubic(opts CubicOptions) *Cubic {
+	c := new(Cubic)
+	c.init(opts)
+	return c
+}
+
+// init makes c a new controller in place (an endpoint's own, without an
+// allocation).
+func (c *Cubic) init(opts CubicOptions) {
 	o := opts.CCOptions.normalize()
-	return &Cubic{
+	*c = Cubic{
 		mss:        float64(o.MSS),
 		cwnd:       float64(o.InitialWindow),
 		ssthresh:   float64(o.InitialSSThresh),

@@ -135,6 +135,7 @@ type Endpoint struct {
 	wantWr  bool // Send returned EAGAIN
 	sb      Scoreboard
 	cc      CongestionControl
+	cubic   Cubic // cc's storage when it is CUBIC (the default)
 	rto     RTO
 	dupAcks int
 	retries int
@@ -395,17 +396,17 @@ func (e *Endpoint) Connect(remote netip.AddrPort) error {
 		port := p.ephemeral()
 		for i := 0; port != 0 && i < 64; i++ {
 			t.LocalPort = port
-			if p.conns[t] == nil {
+			if p.conns[t] == nil && p.tw.m[t] == nil {
 				break
 			}
 			port = p.ephemeral()
 		}
-		if port == 0 || p.conns[t] != nil {
+		if port == 0 || p.conns[t] != nil || p.tw.m[t] != nil {
 			return unix.EADDRNOTAVAIL
 		}
 		e.t.LocalPort, e.bound = port, true
 		p.ports[port] = e
-	} else if p.conns[t] != nil {
+	} else if p.conns[t] != nil || p.tw.m[t] != nil {
 		return unix.EADDRNOTAVAIL
 	}
 	e.t = t
@@ -464,9 +465,10 @@ func (e *Endpoint) negotiate(o *Options, cookie bool) {
 	if e.p.cfg.CC == CCNewReno {
 		e.cc = NewNewReno(co)
 	} else {
-		e.cc = NewCubic(CubicOptions{CCOptions: co})
+		e.cubic.init(CubicOptions{CCOptions: co})
+		e.cc = &e.cubic
 	}
-	e.sb = *NewScoreboard(ScoreboardOptions{SMSS: mss}, e.iss.Add(1))
+	e.sb.init(ScoreboardOptions{SMSS: mss}, e.iss.Add(1))
 }
 
 // Send queues bufs (each the payload of one frame, with at least Headroom
@@ -775,6 +777,9 @@ func (e *Endpoint) Close() {
 	}
 	e.releaseRQ()
 	switch e.state {
+	case StateTimeWait:
+		e.toTimeWait()
+		return
 	case StateSynRcvd, StateEstablished:
 		e.state = StateFinWait1
 		e.queueFin()

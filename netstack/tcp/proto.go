@@ -85,6 +85,7 @@ type Config struct {
 	RTO           RTOOptions
 	CC            CCAlgorithm
 	MaxSynBacklog int // half-open connections per listener before SYN cookies; 256
+	MaxTimeWait   int // closed connections kept in TIME-WAIT (timewait.go); past it they skip it; 262144
 	KeepIdle      time.Duration
 	KeepInterval  time.Duration
 	KeepCount     int           // keepalive: 2h idle, 75s interval, 9 probes
@@ -122,6 +123,7 @@ func (c *Config) defaults() {
 	def(&c.SynAckRetries, 5)
 	def(&c.Retries, 15)
 	def(&c.MaxSynBacklog, 256)
+	def(&c.MaxTimeWait, 262144)
 	defd(&c.KeepIdle, 2*time.Hour)
 	defd(&c.KeepInterval, 75*time.Second)
 	def(&c.KeepCount, 9)
@@ -176,8 +178,11 @@ type Counters struct {
 	ConnsEstablished   uint64
 	ConnsReset         uint64
 	ConnsTimedOut      uint64
+	TimeWaitOverflow   uint64 // closed connections that skipped TIME-WAIT: MaxTimeWait were in it
 
-	// Gauges of the frame budget, as of the snapshot.
+	// Gauges, as of the snapshot.
+	Conns         uint64 // connections in the table, TIME-WAIT entries not included
+	TimeWaitConns uint64 // connections in TIME-WAIT kept without their endpoint
 	FramesHeld    uint64 // frames held by all connections' queues
 	Holders       uint64 // connections holding at least one frame
 	ShareFrames   uint64 // frames per direction a connection may hold now
@@ -199,6 +204,7 @@ type Proto struct {
 	nextEph   uint16
 
 	timers  timerWheel
+	tw      twTable
 	bud     budget
 	ackList []*Endpoint // ACKs deferred to the end of the receive batch
 	// Pools of queue arrays (pool.go).
@@ -239,14 +245,16 @@ func New(n Network, note Notifier, cfg Config) *Proto {
 func (p *Proto) Counters() Counters {
 	c := p.ctr
 	c.FramesHeld, c.Holders, c.ShareFrames = uint64(p.bud.held), uint64(p.bud.holders), uint64(p.bud.share)
+	c.Conns, c.TimeWaitConns = uint64(len(p.conns)), uint64(p.tw.len())
 	for e := p.bud.head; e != nil; e = e.hNext {
 		c.MaxConnFrames = max(c.MaxConnFrames, uint64(e.sndFrames), uint64(e.rcvFrames))
 	}
 	return c
 }
 
-// Conns returns the number of connections in the table (TIME_WAIT included).
-func (p *Proto) Conns() int { return len(p.conns) }
+// Conns returns the number of connections the engine keeps, TIME-WAIT
+// included.
+func (p *Proto) Conns() int { return len(p.conns) + p.tw.len() }
 
 // Close aborts every connection and listener without notifying anyone,
 // releasing every frame the engine holds.
@@ -256,6 +264,9 @@ func (p *Proto) Close() {
 	}
 	for _, e := range p.listeners {
 		e.destroy()
+	}
+	for p.tw.head != nil {
+		p.tw.remove(p.tw.head)
 	}
 }
 
@@ -391,7 +402,14 @@ func (p *Proto) Input(b nic.Buf, src, dst [4]byte) bool {
 				return l.listenInput(&t, &seg)
 			}
 		}
-		return e.input(&seg)
+		kept := e.input(&seg)
+		if e.state == StateTimeWait && e.orphan && e.inTable {
+			e.toTimeWait() // its ACK has gone: the endpoint can go too
+		}
+		return kept
+	}
+	if tw := p.tw.m[t]; tw != nil {
+		return p.twInput(tw, &t, &seg)
 	}
 	if l := p.listeners[t.LocalPort]; l != nil {
 		return l.listenInput(&t, &seg)
@@ -428,6 +446,7 @@ func (p *Proto) EndBatch() {
 func (p *Proto) Tick() {
 	p.pressure() // frames held may have to be reclaimed even when nothing arrives
 	now := p.now()
+	p.expireTimeWait(now)
 	p.timers.expire(now)
 	for e := p.timers.pop(); e != nil; e = p.timers.pop() {
 		e.deadline = 0
@@ -440,7 +459,11 @@ func (p *Proto) Tick() {
 
 // NextDeadline returns the earliest timer deadline, or 0 if none.
 func (p *Proto) NextDeadline() int64 {
-	return p.timers.nextExpiry()
+	d := p.timers.nextExpiry()
+	if tw := p.tw.head; tw != nil && (d == 0 || tw.expires < d) {
+		d = tw.expires
+	}
+	return d
 }
 
 // output hands b to the network through a scratch Buf held by p: passing

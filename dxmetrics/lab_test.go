@@ -173,7 +173,8 @@ func TestScrapeRunningLibOS(t *testing.T) {
 		// The gauges tcp.Counters documents as such; every other field
 		// is a counter named _total.
 		switch name {
-		case "demixdp_tcp_frames_held", "demixdp_tcp_holders", "demixdp_tcp_share_frames", "demixdp_tcp_max_conn_frames":
+		case "demixdp_tcp_frames_held", "demixdp_tcp_holders", "demixdp_tcp_share_frames", "demixdp_tcp_max_conn_frames",
+			"demixdp_tcp_conns", "demixdp_tcp_time_wait_conns":
 			if f.GetType() != dto.MetricType_GAUGE {
 				t.Errorf("%s: type %v, want a gauge", name, f.GetType())
 			}

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package main
 
 // The C ABI driven from C inside this test process (bench.go's loops):

@@ -1,3 +1,5 @@
+//go:build cgo
+
 package main
 
 // demi_init's configuration, learnt as Demikernel learns it: the YAML file

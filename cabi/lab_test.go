@@ -1,3 +1,5 @@
+//go:build cgo
+
 package main
 
 // The C ABI tested from C: `make libdemi` builds the library and the C

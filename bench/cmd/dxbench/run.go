@@ -650,7 +650,7 @@ func (h *harness) idleOne(l lab, s idleServer) (map[string]float64, error) {
 
 func (h *harness) microBench() (map[string]report.Micro, error) {
 	cmd := exec.Command("go", "test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", h.o.benchtime, "-timeout", "5m",
-		"./libos", "./netstack/...", "./umem", "./xdp", "./bpf")
+		"./libos", "./netstack/...", "./umem", "./xdp", "./bpf", "./cabi")
 	cmd.Dir = h.o.root
 	out, err := cmd.CombinedOutput()
 	os.WriteFile(filepath.Join(h.o.work, "micro.txt"), out, 0o644)

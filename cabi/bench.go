@@ -6,6 +6,7 @@ package main
 
 /*
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <netinet/in.h>
 #include <demi/libos.h>
@@ -20,6 +21,25 @@ static int cabi_loop_boundary(int n) {
 	for (int i = 0; i < n; i++)
 		rc |= cabiSGAFree(NULL);
 	return rc == EINVAL ? 0 : rc;
+}
+
+struct cabi_loop_arg { int n, rc; };
+
+static void *cabi_loop_thread(void *p) {
+	struct cabi_loop_arg *a = p;
+	a->rc = cabi_loop_boundary(a->n);
+	return NULL;
+}
+
+// cabi_loop_boundary from a thread C created, as an application's
+// threads are: the path where Go must find an M for a foreign thread.
+static int cabi_loop_boundary_cthread(int n) {
+	struct cabi_loop_arg a = {n, 0};
+	pthread_t t;
+	if (pthread_create(&t, NULL, cabi_loop_thread, &a) != 0)
+		return EAGAIN;
+	pthread_join(t, NULL);
+	return a.rc;
 }
 
 static const struct timespec cabi_loop_timeout = {5, 0};
@@ -127,6 +147,9 @@ import (
 
 // loopBoundary makes n calls from C into Go that return at once.
 func loopBoundary(n int) error { return errnoErr(C.cabi_loop_boundary(C.int(n))) }
+
+// loopBoundaryCThread is loopBoundary from a thread that C created.
+func loopBoundaryCThread(n int) error { return errnoErr(C.cabi_loop_boundary_cthread(C.int(n))) }
 
 // loopInit runs demi_init (the configuration comes from the environment).
 func loopInit() error { return errnoErr(C.demi_init(nil)) }

@@ -16,15 +16,23 @@ build:
 	$(GO) build ./...
 
 # What the tests and the demo run besides Go: iproute2 (ip netns), OpenBSD
-# netcat (the stock-tool interop tests), and gcc, g++ and pkg-config for the
-# C ABI (cgo, the C examples and tests). Installed only if missing.
+# netcat (the stock-tool interop tests), tcpdump and tshark (they read the
+# pcapng captures back), curl and promtool (from Debian's prometheus
+# package: they scrape and check /metrics), and gcc, g++ and pkg-config for
+# the C ABI (cgo, the C examples and tests). Installed only if missing;
+# noninteractive, so tshark's debconf question (non-root capture) keeps
+# its default, no.
 deps:
 	@missing=""; command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v nc >/dev/null 2>&1 || missing="$$missing netcat-openbsd"; \
+	command -v tcpdump >/dev/null 2>&1 || missing="$$missing tcpdump"; \
+	command -v tshark >/dev/null 2>&1 || missing="$$missing tshark"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
 	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
 	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
-	if [ -n "$$missing" ]; then echo "installing$$missing"; \
+	if [ -n "$$missing" ]; then echo "installing$$missing"; export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y --no-install-recommends $$missing >/dev/null 2>&1 || \
 		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends $$missing; }; fi
 

@@ -69,6 +69,10 @@ func (o CCOptions) normalize() CCOptions {
 	return o
 }
 
-// slowStartIncrease is RFC 3465 appropriate byte counting in slow start with
-// L = 2: grow by the bytes acknowledged, at most 2*SMSS per ACK.
-func slowStartIncrease(acked, mss uint32) uint32 { return min(acked, 2*mss) }
+// slowStartIncrease is RFC 3465 appropriate byte counting in slow start:
+// grow by the bytes acknowledged. RFC 3465's limit of L*SMSS per ACK is left
+// out, as Linux leaves it out: the receiver acknowledges once per receive
+// batch (stretch ACKs, tcp.Proto.EndBatch, as Linux does behind GRO), and a
+// limit per ACK would slow slow start down for no gain (counting bytes
+// already defeats ACK division).
+func slowStartIncrease(acked, _ uint32) uint32 { return acked }

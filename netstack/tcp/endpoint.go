@@ -69,14 +69,6 @@ type txSeg struct {
 
 func (s *txSeg) end() Seq { return s.seq.Add(uint32(s.b.Len)) }
 
-// oooSlot holds a frame whose payload sits (as one or more pieces) in the
-// reassembly queue; pieces counts those still queued, each owning one
-// reference on the frame.
-type oooSlot struct {
-	b      nic.Buf // payload view: Off at the segment's first octet
-	pieces int
-}
-
 // Endpoint is one TCP socket: a listener or a connection. It is created by
 // Proto.NewEndpoint (or by a listener for an incoming connection) and used
 // from the stack's goroutine only.
@@ -155,24 +147,35 @@ type Endpoint struct {
 	keepAt   int64
 
 	// Receive side.
-	irs       Seq
-	rcvNxt    Seq
-	rcvAdv    Seq       // right edge of the window we advertised
-	rq        []nic.Buf // ring of in-order payload for the application
-	rqHead    int
-	rqN       int
-	rqBytes   int
-	reasm     Reassembler
-	ooo       [ReasmCapacity]oooSlot
-	oooBytes  int
+	irs     Seq
+	rcvNxt  Seq
+	rcvAdv  Seq       // right edge of the window we advertised
+	rq      []nic.Buf // ring of in-order payload for the application
+	rqHead  int
+	rqN     int
+	rqBytes int
+	// reasm is the out-of-order queue; each piece's handle is a view of
+	// its segment's payload (Off at the segment's first octet) and owns
+	// one reference on the frame.
+	reasm     Reassembler[nic.Buf]
 	finRcvd   bool // the peer's FIN was received in order
 	finPend   bool // a FIN arrived out of order, at finAt
 	finAt     Seq
 	ackNow    bool
-	unacked   int // payload bytes received since the last ACK
+	ackQueued bool // in Proto.ackList: an ACK goes at the end of the receive batch
+	unacked   int  // payload bytes received since the last ACK
 	lastRcv   int64
 	eofSeen   bool
 	lastAckTx Seq // RCV.NXT in the last ACK sent (RFC 7323 TS.Recent rule)
+
+	// Frame budget (budget.go): frames held by the send queue and by the
+	// receive and out-of-order queues; the holder list.
+	sndFrames, rcvFrames   int
+	sndSpilled, rcvSpilled int // queued segments whose bytes were spilled out of frames
+	holding                bool
+	hNext, hPrev           *Endpoint
+	rcvStuck               bool // Recv found spilled data and no frame to copy it into
+	spillWait              bool // a spilled segment waits for a frame to be sent from
 
 	scratch [MaxOptionsLen]byte
 	ctr     EndpointCounters
@@ -187,6 +190,7 @@ const (
 // NewEndpoint returns a closed, unbound endpoint.
 func (p *Proto) NewEndpoint(cookie uint64) *Endpoint {
 	e := &Endpoint{Cookie: cookie, p: p, heapIdx: -1}
+	e.reasm.pool = &p.rpool
 	e.t.LocalAddr = p.net.LocalAddr()
 	return e
 }
@@ -446,8 +450,9 @@ func (e *Endpoint) negotiate(o *Options, cookie bool) {
 //
 // Errors: EINVAL (no buffer, an empty one, too little headroom), ENOTCONN
 // (not established), EPIPE (after Shutdown or Close, or the connection
-// failed: Err says why), EAGAIN (the send buffer is full: EventWritable
-// follows), ENOBUFS (no frame for the excess of a long buffer).
+// failed: Err says why), EAGAIN (the send buffer, in bytes or in its share
+// of frames, is full: EventWritable follows), ENOBUFS (no frame for the
+// excess of a long buffer).
 //
 //demixdp:hotpath — allocates nothing in steady state.
 func (e *Endpoint) Send(bufs []nic.Buf, tag uint64) error {
@@ -478,6 +483,11 @@ func (e *Endpoint) Send(bufs []nic.Buf, tag uint64) error {
 		segs += (b.Len + mss - 1) / mss
 	}
 	if (e.sqBytes > 0 && e.sqBytes+total > e.p.cfg.SndBuf) || e.sqN+segs > maxSQ {
+		e.wantWr = true
+		return unix.EAGAIN
+	}
+	if e.sndFull(segs) {
+		e.p.ctr.SndShareFull++
 		e.wantWr = true
 		return unix.EAGAIN
 	}
@@ -514,6 +524,7 @@ func (e *Endpoint) Send(bufs []nic.Buf, tag uint64) error {
 	}
 	e.sqAt(e.sqN - 1).tag = tag
 	e.output()
+	e.p.pressure()
 	return nil
 }
 
@@ -533,35 +544,56 @@ func (e *Endpoint) growSQ(n int) {
 	for c < n {
 		c *= 2
 	}
-	q := make([]txSeg, c)
+	q := e.p.sqPool.get(c)
 	for i := 0; i < e.sqN; i++ {
 		q[i] = *e.sqAt(i)
 	}
+	e.p.sqPool.put(e.sq)
 	e.sq, e.sqHead = q, 0
+}
+
+// sqEmptied gives an empty send queue's array back to the pool: an idle
+// connection holds no queue memory.
+func (e *Endpoint) sqEmptied() {
+	if e.sqN == 0 && e.sq != nil {
+		e.p.sqPool.put(e.sq)
+		e.sq, e.sqHead = nil, 0
+	}
 }
 
 func (e *Endpoint) pushSQ(s txSeg) {
 	*e.sqAt(e.sqN) = s
 	e.sqN++
 	e.sqBytes += s.b.Len
+	e.hold(1, true)
+}
+
+// dropSQ releases segment s's frame (if it still has one).
+func (e *Endpoint) dropSQ(s *txSeg) {
+	if s.b.Frame != noFrame {
+		e.p.link.Release(s.b.Frame)
+		e.hold(-1, true)
+	} else {
+		e.sndSpilled--
+	}
+	e.sqBytes -= s.b.Len
 }
 
 // unwindSQ drops the segments from index start on (a failed Send).
 func (e *Endpoint) unwindSQ(start int) {
 	for e.sqN > start {
 		s := e.sqAt(e.sqN - 1)
-		e.p.link.Release(s.b.Frame)
-		e.sqBytes -= s.b.Len
+		e.dropSQ(s)
 		*s = txSeg{}
 		e.sqN--
 	}
+	e.sqEmptied()
 }
 
 // popSQ releases the head segment (fully acknowledged or dropped).
 func (e *Endpoint) popSQ(err error, notify bool) {
 	s := e.sqAt(0)
-	e.p.link.Release(s.b.Frame)
-	e.sqBytes -= s.b.Len
+	e.dropSQ(s)
 	tag := s.tag
 	*s = txSeg{}
 	e.sqHead++
@@ -569,6 +601,7 @@ func (e *Endpoint) popSQ(err error, notify bool) {
 		e.sqHead = 0
 	}
 	e.sqN--
+	e.sqEmptied()
 	if tag != 0 && notify {
 		e.p.note.Done(tag, err)
 	}
@@ -580,6 +613,11 @@ func (e *Endpoint) popSQ(err error, notify bool) {
 // is queued yet, ENOTCONN before the connection is established, and the
 // connection's error (ECONNRESET, ETIMEDOUT) once it failed and the queue
 // is empty.
+//
+// Data that was spilled out of its frames under frame pressure (budget.go)
+// is copied back into a fresh frame here; while frames are scarce that
+// waits, Recv returns EAGAIN with data still queued, and EventReadable
+// follows once it can go on.
 //
 //demixdp:hotpath — allocates nothing.
 func (e *Endpoint) Recv() (nic.Buf, error) {
@@ -596,15 +634,47 @@ func (e *Endpoint) Recv() (nic.Buf, error) {
 		return nic.Buf{}, unix.EAGAIN
 	}
 	b := e.rq[e.rqHead]
+	if b.Frame == noFrame {
+		nb, ok := e.p.unspill(&b)
+		if !ok {
+			e.rcvStuck = true
+			e.schedule()
+			return nic.Buf{}, unix.EAGAIN
+		}
+		b = nb
+		e.rcvSpilled--
+	} else {
+		e.hold(-1, false)
+	}
+	e.popRQ()
+	e.windowUpdate()
+	return b, nil
+}
+
+// rqAt returns receive-queue entry i (0 is the next for Recv).
+func (e *Endpoint) rqAt(i int) *nic.Buf {
+	i += e.rqHead
+	if i >= len(e.rq) {
+		i -= len(e.rq)
+	}
+	return &e.rq[i]
+}
+
+// popRQ removes the head of the receive queue; the caller took or dropped
+// its frame.
+func (e *Endpoint) popRQ() {
+	e.rqBytes -= e.rq[e.rqHead].Len
 	e.rq[e.rqHead] = nic.Buf{}
 	e.rqHead++
 	if e.rqHead == len(e.rq) {
 		e.rqHead = 0
 	}
 	e.rqN--
-	e.rqBytes -= b.Len
-	e.windowUpdate()
-	return b, nil
+	if e.rqN == 0 {
+		// An idle connection holds no queue memory (pool.go).
+		e.p.rqPool.put(e.rq)
+		e.rq, e.rqHead = nil, 0
+	}
 }
 
 // Readable returns the number of in-order bytes queued for Recv.
@@ -710,8 +780,13 @@ func (e *Endpoint) reset() {
 
 func (e *Endpoint) releaseRQ() {
 	for e.rqN > 0 {
-		b, _ := e.Recv()
-		e.p.link.Release(b.Frame)
+		if b := &e.rq[e.rqHead]; b.Frame != noFrame {
+			e.p.link.Release(b.Frame)
+			e.hold(-1, false)
+		} else {
+			e.rcvSpilled--
+		}
+		e.popRQ()
 	}
 }
 
@@ -719,14 +794,14 @@ func (e *Endpoint) releaseRQ() {
 // SACKed is thereby reneged on (RFC 2018 §8 allows it): the peer resends
 // it after its retransmission timeout.
 func (e *Endpoint) pruneOOO() {
-	for i := range e.ooo {
-		s := &e.ooo[i]
-		for ; s.pieces > 0; s.pieces-- {
-			e.p.link.Release(s.b.Frame)
-		}
+	n := e.reasm.Len()
+	for i := 0; i < n; i++ {
+		e.p.link.Release(e.reasm.At(i).Handle.Frame)
+	}
+	if n > 0 {
+		e.hold(-n, false)
 	}
 	e.reasm.Reset(e.rcvNxt)
-	e.oooBytes = 0
 }
 
 // destroy frees every resource of the endpoint and takes it out of every

@@ -434,7 +434,7 @@ func (e *Endpoint) processAck(seg *segment, now int64) {
 			e.rackDrop(s)
 			e.popSQ(nil, !e.orphan)
 		}
-		if e.wantWr && e.sqBytes < p.cfg.SndBuf/2 {
+		if e.wantWr && e.sndRoomy() {
 			e.wantWr = false
 			e.notify(EventWritable)
 		}
@@ -558,13 +558,17 @@ func (e *Endpoint) receive(seg *segment, now int64) bool {
 		seg.b.Len = int(n)
 		fin = false
 	}
-	if n > 0 && p.link.Scarce() {
-		// Free frames are running out: keep none of this payload (its
-		// ACK was processed, so send queues keep draining) and let the
-		// peer resend it; a FIN behind it waits for the resend too. The
-		// out-of-order queue goes as well, as Linux prunes it under
-		// memory pressure: its frames could only come back once the gap
-		// is filled, and the data that fills it is what we now refuse.
+	if n > 0 && p.scarce() && (seq != e.rcvNxt || e.rcvFrames >= budgetFloor) {
+		// Free frames are running out even after reclaiming
+		// (budget.go): unless this is the next in-order segment of a
+		// connection holding less than the floor (one holding nothing
+		// always gets its segment at RCV.NXT), keep none of this
+		// payload (its ACK was processed, so send queues keep draining)
+		// and let the peer resend it; a FIN behind it waits for the
+		// resend too. The out-of-order queue goes as well, as Linux
+		// prunes it under memory pressure: its frames could only come
+		// back once the gap is filled, and the data that fills it is
+		// what we now refuse.
 		p.ctr.RcvPressureDrops++
 		if e.reasm.Len() > 0 {
 			p.ctr.OOOPruned++
@@ -616,9 +620,16 @@ func (e *Endpoint) receive(seg *segment, now int64) bool {
 		e.notify(EventReadable)
 	}
 	if !e.ackNow {
-		if e.unacked >= 2*int(e.sndMSS) {
+		switch {
+		case e.unacked >= maxStretch:
 			e.ackNow = true
-		} else if e.delackAt == 0 {
+		case e.unacked >= 2*int(e.sndMSS):
+			// RFC 5681 wants an ACK for every second full segment; it
+			// goes at the end of the receive batch (EndBatch), one for
+			// all the batch brought, as Linux acknowledges behind GRO.
+			e.deferAck()
+		}
+		if !e.ackNow && e.delackAt == 0 {
 			e.delackAt = now + int64(p.cfg.DelayedACK)
 		}
 	}
@@ -626,21 +637,12 @@ func (e *Endpoint) receive(seg *segment, now int64) bool {
 }
 
 // insertOOO queues an out-of-order (or gap-filling) segment and moves what
-// became in-order to the receive queue.
+// became in-order to the receive queue. Each stored piece owns a
+// reference on the frame (the caller's, and one more for each further
+// piece).
 func (e *Endpoint) insertOOO(b nic.Buf, seq Seq, n uint32) bool {
 	p := e.p
-	slot := -1
-	for i := range e.ooo {
-		if e.ooo[i].pieces == 0 {
-			slot = i
-			break
-		}
-	}
-	if slot < 0 {
-		p.ctr.OOODropped++
-		return false
-	}
-	stored, err := e.reasm.Insert(seq, n, uint64(slot))
+	stored, err := e.reasm.Insert(seq, n, b)
 	if err != nil || stored == 0 {
 		if err != nil {
 			p.ctr.OOODropped++
@@ -649,11 +651,10 @@ func (e *Endpoint) insertOOO(b nic.Buf, seq Seq, n uint32) bool {
 		return false
 	}
 	p.ctr.OOOQueued++
-	e.ooo[slot] = oooSlot{b: b, pieces: stored}
 	for i := 1; i < stored; i++ {
 		p.link.Ref(b.Frame)
 	}
-	e.oooBytes += int(n)
+	e.hold(stored, false)
 	e.drainOOO()
 	return true
 }
@@ -665,12 +666,10 @@ func (e *Endpoint) drainOOO() {
 		if !ok {
 			break
 		}
-		s := &e.ooo[pc.Handle]
-		b := s.b
+		b := pc.Handle
 		b.Off += int(pc.Off)
 		b.Len = int(pc.Len)
-		s.pieces--
-		e.oooBytes -= int(pc.Len)
+		e.hold(-1, false)
 		e.rcvNxt = pc.Seq.Add(pc.Len)
 		if e.rqN >= maxRQ {
 			// Cannot happen while the window accounts the queue; drop
@@ -681,13 +680,12 @@ func (e *Endpoint) drainOOO() {
 		}
 		e.pushRQ(b)
 	}
-	e.oooBytes = max(e.oooBytes, 0)
 }
 
 func (e *Endpoint) pushRQ(b nic.Buf) {
 	if e.rqN == len(e.rq) {
 		c := max(len(e.rq)*2, initialQ)
-		q := make([]nic.Buf, c)
+		q := e.p.rqPool.get(c)
 		for i := 0; i < e.rqN; i++ {
 			j := e.rqHead + i
 			if j >= len(e.rq) {
@@ -695,6 +693,7 @@ func (e *Endpoint) pushRQ(b nic.Buf) {
 			}
 			q[i] = e.rq[j]
 		}
+		e.p.rqPool.put(e.rq)
 		e.rq, e.rqHead = q, 0
 	}
 	i := e.rqHead + e.rqN
@@ -704,6 +703,7 @@ func (e *Endpoint) pushRQ(b nic.Buf) {
 	e.rq[i] = b
 	e.rqN++
 	e.rqBytes += b.Len
+	e.hold(1, false)
 	e.ctr.BytesRcvd += uint64(b.Len)
 	if e.rqN == 1 {
 		e.notify(EventReadable)

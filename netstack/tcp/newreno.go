@@ -3,8 +3,8 @@ package tcp
 import "time"
 
 // NewReno is RFC 5681 congestion control with RFC 3465 appropriate byte
-// counting: slow start grows cwnd by the bytes acked (at most 2*SMSS per
-// ACK) and congestion avoidance by one SMSS per cwnd of bytes acked. On
+// counting: slow start grows cwnd by the bytes acked and congestion
+// avoidance by one SMSS per cwnd of bytes acked. On
 // loss ssthresh = max(FlightSize/2, 2*SMSS) (RFC 5681 equation 4); after an
 // RTO cwnd is one SMSS (the loss window). It implements CongestionControl.
 type NewReno struct {
@@ -36,7 +36,7 @@ func (r *NewReno) OnAck(acked uint32, _, _ time.Duration) {
 		return
 	}
 	r.acc += min(acked, maxWindow)
-	if r.acc >= r.cwnd {
+	for r.acc >= r.cwnd && r.cwnd < maxWindow { // a stretch ACK may cover more than a window
 		r.acc -= r.cwnd
 		r.cwnd = min(r.cwnd+r.mss, maxWindow)
 	}

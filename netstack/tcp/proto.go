@@ -94,6 +94,12 @@ type Config struct {
 	// EphemeralFirst..EphemeralLast is the port range for Connect without
 	// Bind and for Bind to port 0; zero means 61000..65535.
 	EphemeralFirst, EphemeralLast uint16
+	// Frames turns on frame budgets (budget.go): the link frames that the
+	// connections' send, receive and out-of-order queues may hold in all,
+	// shared fairly between the connections holding any. 0 (the default
+	// of the engine alone; the libOS sets it from its UMEM) leaves only
+	// the byte limits RcvBuf and SndBuf.
+	Frames int
 }
 
 func (c *Config) defaults() {
@@ -160,9 +166,20 @@ type Counters struct {
 	AcceptQueueFull  uint64 // handshakes that found the accept queue full
 	SendCopies       uint64 // bytes copied because a pushed segment exceeded the MSS
 	NoBufs           uint64 // frames the engine wanted and the link did not have
+	SndShareFull     uint64 // pushes refused with EAGAIN because the send queue had its share of frames
+	RcvShareLimited  uint64 // windows advertised smaller than RcvBuf allows because of the frame share
+	Reclaims         uint64 // reclaim passes run because frames were scarce (budget.go)
+	SpilledFrames    uint64 // frames given back by copying queued data out of them
+	UnspillBytes     uint64 // spilled bytes copied back into frames (to send, or for Recv)
 	ConnsEstablished uint64
 	ConnsReset       uint64
 	ConnsTimedOut    uint64
+
+	// Gauges of the frame budget, as of the snapshot.
+	FramesHeld    uint64 // frames held by all connections' queues
+	Holders       uint64 // connections holding at least one frame
+	ShareFrames   uint64 // frames per direction a connection may hold now
+	MaxConnFrames uint64 // the most frames one connection holds in one direction
 }
 
 // Proto is the TCP engine of one stack: the connection table, listeners,
@@ -179,7 +196,13 @@ type Proto struct {
 	ports     map[uint16]*Endpoint // port owners (bound endpoints)
 	nextEph   uint16
 
-	timers timerHeap
+	timers  timerHeap
+	bud     budget
+	ackList []*Endpoint // ACKs deferred to the end of the receive batch
+	// Pools of queue arrays (pool.go).
+	rpool  ringPool[reasmEntry[nic.Buf]]
+	sqPool ringPool[txSeg]
+	rqPool ringPool[nic.Buf]
 
 	chalStart int64 // start of the current challenge-ACK second
 	chalCount int
@@ -192,7 +215,7 @@ type Proto struct {
 // New returns an engine on network n reporting to note.
 func New(n Network, note Notifier, cfg Config) *Proto {
 	cfg.defaults()
-	return &Proto{
+	p := &Proto{
 		net:       n,
 		link:      n.Link(),
 		note:      note,
@@ -204,10 +227,20 @@ func New(n Network, note Notifier, cfg Config) *Proto {
 		// walk the 4-tuples its predecessor left in TIME-WAIT at the peer.
 		nextEph: cfg.EphemeralFirst + uint16(rand.IntN(int(cfg.EphemeralLast-cfg.EphemeralFirst)+1)),
 	}
+	p.bud.init(cfg.Frames)
+	return p
 }
 
-// Counters returns a snapshot of the engine's counters.
-func (p *Proto) Counters() Counters { return p.ctr }
+// Counters returns a snapshot of the engine's counters. It walks the
+// connections holding frames (for MaxConnFrames): not for every packet.
+func (p *Proto) Counters() Counters {
+	c := p.ctr
+	c.FramesHeld, c.Holders, c.ShareFrames = uint64(p.bud.held), uint64(p.bud.holders), uint64(p.bud.share)
+	for e := p.bud.head; e != nil; e = e.hNext {
+		c.MaxConnFrames = max(c.MaxConnFrames, uint64(e.sndFrames), uint64(e.rcvFrames))
+	}
+	return c
+}
 
 // Conns returns the number of connections in the table (TIME_WAIT included).
 func (p *Proto) Conns() int { return len(p.conns) }
@@ -341,6 +374,7 @@ func (p *Proto) Input(b nic.Buf, src, dst [4]byte) bool {
 		return false
 	}
 	p.ctr.SegsIn++
+	p.pressure()
 	t := Tuple{LocalAddr: dst, LocalPort: h.DstPort(), RemoteAddr: src, RemotePort: h.SrcPort()}
 	seg := segment{h: h, b: b, flags: f, opts: &p.opts}
 	seg.b.Off += h.DataOffset()
@@ -364,8 +398,32 @@ func (p *Proto) Input(b nic.Buf, src, dst [4]byte) bool {
 	return false
 }
 
+// EndBatch ends a batch of received segments (all those the link handed
+// over in one turn of the event loop): every connection that received
+// in-order data calling for an ACK during the batch sends one now, for all
+// of it. Stretching ACKs over a batch is what Linux does behind GRO; it
+// spares the peer and, on a copy-mode link, one transmission per pair of
+// segments. Out-of-order data, a FIN and window updates are still
+// acknowledged at once, and a connection never waits longer than
+// maxStretch bytes for its ACK. A caller that never calls EndBatch gets its
+// ACKs from the delayed-ACK timer.
+//
+//demixdp:hotpath — allocates nothing in steady state.
+func (p *Proto) EndBatch() {
+	for i, e := range p.ackList {
+		p.ackList[i] = nil
+		e.ackQueued = false
+		if e.unacked > 0 || e.ackNow {
+			e.sendAck()
+			e.schedule()
+		}
+	}
+	p.ackList = p.ackList[:0]
+}
+
 // Tick runs every connection timer due at the clock's current time.
 func (p *Proto) Tick() {
+	p.pressure() // frames held may have to be reclaimed even when nothing arrives
 	now := p.now()
 	for p.timers.len() > 0 {
 		e := p.timers.min()

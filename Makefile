@@ -4,7 +4,11 @@ GO        ?= go
 FUZZTIME  ?= 10s
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build deps test demo lint fuzz clean bench
+BUILD     ?= build
+PREFIX    ?= /usr/local
+CC        ?= cc
+
+.PHONY: all build deps test demo lint fuzz clean bench libdemi install
 
 all: build
 
@@ -14,7 +18,8 @@ build:
 # What the tests and the demo run besides Go: iproute2 (ip netns), OpenBSD
 # netcat (the stock-tool interop tests), tcpdump and tshark (they read the
 # pcapng captures back), curl and promtool (from Debian's prometheus
-# package: they scrape and check /metrics). Installed only if missing;
+# package: they scrape and check /metrics), and gcc, g++ and pkg-config for
+# the C ABI (cgo, the C examples and tests). Installed only if missing;
 # noninteractive, so tshark's debconf question (non-root capture) keeps
 # its default, no.
 deps:
@@ -24,6 +29,9 @@ deps:
 	command -v tshark >/dev/null 2>&1 || missing="$$missing tshark"; \
 	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
+	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
+	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
 	if [ -n "$$missing" ]; then echo "installing$$missing"; export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y --no-install-recommends $$missing >/dev/null 2>&1 || \
 		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends $$missing; }; fi
@@ -47,6 +55,30 @@ demo: deps
 bench:
 	cd bench && $(GO) build -o /tmp/dxbench.$$$$ ./cmd/dxbench && { /tmp/dxbench.$$$$ run -root .. -out results; rc=$$?; rm -f /tmp/dxbench.$$$$; exit $$rc; }
 
+# The Demikernel C ABI: $(BUILD)/libdemikernel.so (cgo c-shared, Demikernel's
+# library name, so -ldemikernel links), $(BUILD)/demikernel.pc (relocatable:
+# it finds include/ and the library from its own directory) and the C
+# examples in $(BUILD)/examples, built with plain $(CC) against include/.
+EXAMPLES_C := udp-ping-pong tcp-ping-pong
+libdemi:
+	@mkdir -p $(BUILD)/examples
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -ldflags=-extldflags=-Wl,-soname,libdemikernel.so -o $(BUILD)/libdemikernel.so ./cabi
+	@rm -f $(BUILD)/libdemikernel.h # cgo's header; the ABI is include/demi/*.h
+	sed -e 's|@PREFIX@|$(CURDIR)|' -e 's|@LIBDIR@|$${pcfiledir}|' -e 's|@INCLUDEDIR@|$${prefix}/include|' cabi/demikernel.pc.in > $(BUILD)/demikernel.pc
+	for ex in $(EXAMPLES_C); do \
+		$(CC) -std=c99 -O2 -Wall -Wextra -Werror -Iinclude -o $(BUILD)/examples/$$ex examples/c/$$ex.c \
+			-L$(BUILD) -ldemikernel -Wl,-rpath,'$$ORIGIN/..' || exit 1; \
+	done
+
+# Installs the library, the headers and demikernel.pc under $(PREFIX)
+# (DESTDIR for staging).
+install: libdemi
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/demi
+	install -m 0755 $(BUILD)/libdemikernel.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 0644 include/demi/*.h $(DESTDIR)$(PREFIX)/include/demi/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$${prefix}/lib|' -e 's|@INCLUDEDIR@|$${prefix}/include|' \
+		cabi/demikernel.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/demikernel.pc
+
 lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
@@ -63,4 +95,5 @@ fuzz:
 
 clean:
 	$(GO) clean ./...
+	rm -rf $(BUILD)
 	$(GO) clean -testcache -fuzzcache

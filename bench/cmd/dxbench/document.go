@@ -71,6 +71,7 @@ func (h *harness) document(idle map[string]map[string]float64, micro map[string]
 			"kernel":         "Linux sockets through Go's net on both ends",
 			"kernel_offload": "the same, veth with TSO/GSO/GRO and checksum offloads on (tcp_bulk)",
 			"libos":          "demixdp libOS on both ends (UDP: cmd/udp-echo server; TCP: dxbench tcp-server -stack libos; dxbench libOS clients)",
+			"cabi":           "the C ABI on both ends: examples/c/udp-ping-pong and tcp-ping-pong (libdemikernel.so), the libos pair's addresses",
 			"gvisor":         "gVisor netstack on its AF_XDP link endpoint on both ends (demixdp steering program redirects to it)",
 			"reflector":      "bare AF_XDP pair: cmd/xdp-reflect -busy and cmd/xdp-client, no stack",
 			"asavie":         "github.com/asavie/xdp v0.3.3 busy-polling reflector, cmd/xdp-client as the client",
@@ -150,6 +151,9 @@ func (h *harness) document(idle map[string]map[string]float64, micro map[string]
 				}
 			}
 			wd.Ratios["libos/"+t.peer] = r
+		}
+		if r := h.cabiRatio(w.name); r != nil {
+			wd.Ratios["cabi/libos"] = r
 		}
 		doc[w.name] = wd
 	}
@@ -232,7 +236,7 @@ func markdown(doc map[string]any) string {
 	fmt.Fprintf(&b, "# demixdp benchmarks\n\n%s; %v rounds, interleaved; generated %v in %vs; load average %s at the start, %s at the end. "+
 		"Figures are the median of the rounds with [min-max]; ratios are medians of per-round ratios.\n\n",
 		doc["machine"], doc["rounds"], doc["generated"], doc["elapsed_s"], load["start"], load["end"])
-	order := []string{"libos", "reflector", "asavie", "kernel", "kernel_offload", "gvisor",
+	order := []string{"libos", "cabi", "reflector", "asavie", "kernel", "kernel_offload", "gvisor",
 		"kernel_client/libos", "kernel_client/reflector", "kernel_client/asavie", "kernel_client/gvisor", "libos_client/kernel"}
 	for _, w := range workloads {
 		wd := doc[w.name].(*workloadDoc)

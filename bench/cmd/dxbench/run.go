@@ -33,6 +33,7 @@ type runOpts struct {
 	idle              time.Duration
 	micro             bool
 	benchtime         string
+	only              string
 }
 
 // lab is one vethlab lab's variables.
@@ -74,6 +75,7 @@ func runMain(args []string) error {
 	fs.DurationVar(&o.idle, "idle", 5*time.Second, "idle_cpu window")
 	fs.BoolVar(&o.micro, "micro", true, "run the Go micro-benchmarks")
 	fs.StringVar(&o.benchtime, "benchtime", "200ms", "-benchtime of the micro-benchmarks")
+	fs.StringVar(&o.only, "only", "", "run only this group: cabi (the C ABI pair beside the Go libOS pair, to latest-cabi.{json,md})")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -648,7 +650,7 @@ func (h *harness) idleOne(l lab, s idleServer) (map[string]float64, error) {
 
 func (h *harness) microBench() (map[string]report.Micro, error) {
 	cmd := exec.Command("go", "test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", h.o.benchtime, "-timeout", "5m",
-		"./libos", "./netstack/...", "./umem", "./xdp", "./bpf")
+		"./libos", "./netstack/...", "./umem", "./xdp", "./bpf", "./cabi")
 	cmd.Dir = h.o.root
 	out, err := cmd.CombinedOutput()
 	os.WriteFile(filepath.Join(h.o.work, "micro.txt"), out, 0o644)
@@ -666,6 +668,16 @@ func (h *harness) run() error {
 	if err := h.build(); err != nil {
 		return err
 	}
+	switch h.o.only {
+	case "":
+	case "cabi":
+		return h.runCABIOnly(t0)
+	default:
+		return fmt.Errorf("-only %q: the only group is cabi", h.o.only)
+	}
+	if err := h.buildCABI(); err != nil {
+		h.note("cabi: %v", err)
+	}
 	id := fmt.Sprintf("%04x", rand.IntN(1<<16))
 	l, err := h.labUp("dxbn"+id, false)
 	if err != nil {
@@ -678,6 +690,7 @@ func (h *harness) run() error {
 	for r := 1; r <= h.o.rounds; r++ {
 		h.udpRound(l, r)
 		h.tcpRound(l, lo, r)
+		h.cabiRound(l, r, false)
 	}
 	h.logf("idle_cpu")
 	idle := h.idleRound(l)

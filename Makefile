@@ -12,10 +12,12 @@ build:
 	$(GO) build ./...
 
 # What the tests and the demo run besides Go: iproute2 (ip netns) and
-# OpenBSD netcat (the stock-tool interop tests). Installed only if missing.
+# OpenBSD netcat (the stock-tool interop tests); taskset (util-linux) pins
+# the ends of `make bench`. Installed only if missing.
 deps:
 	@missing=""; command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v nc >/dev/null 2>&1 || missing="$$missing netcat-openbsd"; \
+	command -v taskset >/dev/null 2>&1 || missing="$$missing util-linux"; \
 	if [ -n "$$missing" ]; then echo "installing$$missing"; \
 		apt-get install -y --no-install-recommends $$missing >/dev/null 2>&1 || \
 		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends $$missing; }; fi
@@ -35,7 +37,9 @@ demo: deps
 
 # The benchmark suite (bench/ is its own module: gVisor and asavie stay out
 # of demixdp's go.mod). Builds a throwaway lab, removes it on exit, writes
-# bench/results/latest.{json,md} and latest-cdf.svg. Needs root.
+# bench/results/latest.{json,md} and latest-cdf.svg. Needs root. One
+# workload alone, for a smoke test: build dxbench and run
+# `dxbench run -root .. -out /tmp/x -rounds 1 -micro=false -only bulk_ceiling`.
 bench:
 	cd bench && $(GO) build -o /tmp/dxbench.$$$$ ./cmd/dxbench && { /tmp/dxbench.$$$$ run -root .. -out results; rc=$$?; rm -f /tmp/dxbench.$$$$; exit $$rc; }
 

@@ -13,7 +13,8 @@ import (
 // the two ends of a pair never share a CPU and never migrate; the kernel's
 // softirq work for the veth runs on the CPU of the process that sends.
 // `taskset -c N` sets the mask before the program starts, so every thread
-// the Go runtime (or gVisor) creates later inherits it.
+// the Go runtime (or gVisor) creates later inherits it; Go also derives
+// GOMAXPROCS from the mask, so a pinned Go program runs with GOMAXPROCS=1.
 
 // pinning is `dxbench run`'s CPU placement (-pin, -server-cpu, -client-cpu).
 type pinning struct {

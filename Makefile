@@ -18,8 +18,9 @@ build:
 # What the tests and the demo run besides Go: iproute2 (ip netns), OpenBSD
 # netcat (the stock-tool interop tests), tcpdump and tshark (they read the
 # pcapng captures back), curl and promtool (from Debian's prometheus
-# package: they scrape and check /metrics), and gcc, g++ and pkg-config for
-# the C ABI (cgo, the C examples and tests). Installed only if missing;
+# package: they scrape and check /metrics), gcc, g++ and pkg-config for
+# the C ABI (cgo, the C examples and tests), and taskset (util-linux), which
+# pins the ends of `make bench`. Installed only if missing;
 # noninteractive, so tshark's debconf question (non-root capture) keeps
 # its default, no.
 deps:
@@ -32,6 +33,7 @@ deps:
 	command -v gcc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
 	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
 	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
+	command -v taskset >/dev/null 2>&1 || missing="$$missing util-linux"; \
 	if [ -n "$$missing" ]; then echo "installing$$missing"; export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y --no-install-recommends $$missing >/dev/null 2>&1 || \
 		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends $$missing; }; fi
@@ -51,7 +53,9 @@ demo: deps
 
 # The benchmark suite (bench/ is its own module: gVisor and asavie stay out
 # of demixdp's go.mod). Builds a throwaway lab, removes it on exit, writes
-# bench/results/latest.{json,md} and latest-cdf.svg. Needs root.
+# bench/results/latest.{json,md} and latest-cdf.svg. Needs root. One
+# workload alone, for a smoke test: build dxbench and run
+# `dxbench run -root .. -out /tmp/x -rounds 1 -micro=false -only bulk_ceiling`.
 bench:
 	cd bench && $(GO) build -o /tmp/dxbench.$$$$ ./cmd/dxbench && { /tmp/dxbench.$$$$ run -root .. -out results; rc=$$?; rm -f /tmp/dxbench.$$$$; exit $$rc; }
 

@@ -5,10 +5,11 @@
 // rounds, and writes bench/results/latest.{json,md} and a latency CDF
 // (latest-cdf.svg).
 //
-//	dxbench run [-rounds 3] [-out results] [-quick]
+//	dxbench run [-rounds 3] [-out results] [-pin=true] [-server-cpu 0] [-client-cpu 1] [-only W,W..]
 //	dxbench udp-echo -stack kernel|gvisor|asavie -addr IP/P [-iface IF] [-port P]
 //	dxbench tcp-server -stack kernel|gvisor -addr IP/P [-iface IF] [-port P]
 //	dxbench client -stack kernel|gvisor|libos -workload W -remote IP:PORT [...]
+//	dxbench wakeup [-cpus 0,1] [-n 20000]
 //
 // The drivers are what run inside the lab's namespaces; run starts them.
 package main
@@ -20,7 +21,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: dxbench run|udp-echo|tcp-server|client [flags]")
+		fmt.Fprintln(os.Stderr, "usage: dxbench run|udp-echo|tcp-server|client|wakeup [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -33,6 +34,8 @@ func main() {
 		err = serverMain(true, os.Args[2:])
 	case "client":
 		err = clientMain(os.Args[2:])
+	case "wakeup":
+		err = wakeupMain(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

@@ -75,6 +75,9 @@ type op struct {
 	// dprev, dnext link a completed, unconsumed operation into the done
 	// list, in completion order (WaitNext).
 	dprev, dnext int32
+	// qprev, qnext link a pending operation into its queue's list of
+	// pending operations (closing a queue cancels just those).
+	qprev, qnext int32
 	res          Result
 }
 
@@ -184,10 +187,48 @@ func (l *LibOS) completeOp(qt QToken, err error) {
 	l.finish(o, err)
 }
 
+// newOp starts an operation of queue qd: a slot in the op table, linked
+// into the queue's pending list.
+func (l *LibOS) newOp(kind Opcode, qd QD) (QToken, int32) {
+	qt, i := l.ops.alloc(kind, qd)
+	q := &l.queues[qd]
+	o := &l.ops.ops[i]
+	o.qprev, o.qnext = -1, q.pend
+	if q.pend != -1 {
+		l.ops.ops[q.pend].qprev = i
+	}
+	q.pend = i
+	return qt, i
+}
+
+// unpend takes pending operation i off its queue's list.
+func (l *LibOS) unpend(i int32) {
+	o := &l.ops.ops[i]
+	q := &l.queues[o.res.QD]
+	if o.qprev == -1 {
+		q.pend = o.qnext
+	} else {
+		l.ops.ops[o.qprev].qnext = o.qnext
+	}
+	if o.qnext != -1 {
+		l.ops.ops[o.qnext].qprev = o.qprev
+	}
+	o.qprev, o.qnext = -1, -1
+}
+
+// dropOp frees a pending operation that never started (the call that
+// made it failed).
+func (l *LibOS) dropOp(i int32) {
+	l.unpend(i)
+	l.ops.release(i)
+}
+
 func (l *LibOS) finish(o *op, err error) {
+	i := int32(o.res.QT & 0xffffffff)
+	l.unpend(i)
 	o.state = opDone
 	l.doneSeq++
-	l.ops.markDone(int32(o.res.QT & 0xffffffff))
+	l.ops.markDone(i)
 	if err != nil {
 		o.res.Opcode, o.res.Err = OpFailed, err
 		if o.res.SGA != nil {

@@ -23,11 +23,11 @@ type TCPConn struct {
 	k            *sock // the loop's side; only named in requests
 	laddr, raddr net.Addr
 
-	rmu, wmu    sync.Mutex
-	rd, wr, cl  request
-	rdl, wdl    deadline
-	closed      atomic.Bool
-	closing     chan struct{} // closed by Close: unblocks Read and Write
+	rmu, wmu   sync.Mutex
+	rd, wr, cl request
+	rdl, wdl   deadline
+	closed     atomic.Bool
+	closing    chan struct{} // closed by Close: unblocks Read and Write
 }
 
 // newTCPConn makes the application's side of an established connection

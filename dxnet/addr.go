@@ -86,3 +86,11 @@ func opError(op, nw string, src, dst net.Addr, err error) error {
 	}
 	return &net.OpError{Op: op, Net: nw, Source: src, Addr: dst, Err: err}
 }
+
+// The types implement the interfaces the net package's do.
+var (
+	_ net.Conn       = (*TCPConn)(nil)
+	_ net.Listener   = (*TCPListener)(nil)
+	_ net.Conn       = (*UDPConn)(nil)
+	_ net.PacketConn = (*UDPConn)(nil)
+)

@@ -24,7 +24,7 @@
 // # The loop goroutine
 //
 // A LibOS is not safe for concurrent use, so a Stack drives it from one
-// goroutine of its own, locked to an OS thread: the loop. Application
+// goroutine of its own: the loop. Application
 // goroutines never call the libOS. A call such as Read fills a request
 // the connection owns (one per direction, reused call after call), puts
 // it on the stack's queue and calls libos.Wake, which gets the loop out
@@ -32,7 +32,10 @@
 // serves each call at once if it can (data already received, room in the
 // send buffer) or holds it on the socket, and when libOS operations
 // complete (libos.WaitNext) it serves the calls they unblock and wakes
-// their goroutines through a channel. The loop takes the queue's lock once
+// their goroutines through a channel, then yields the processor so that
+// they run at once (see Stack.yield for why the loop is not locked to an
+// OS thread: measured, that costs 30 µs a hand-off). The loop takes the
+// queue's lock once
 // per turn in which calls arrived, never per packet, and nothing else on
 // its side locks.
 //

@@ -14,8 +14,7 @@ import (
 )
 
 // Stack is one libOS (one NIC queue) driven by a goroutine of its own,
-// locked to an OS thread, with net-style Listen, Dial and ListenPacket on
-// top. Its methods and those of the connections it makes are safe for
+// with net-style Listen, Dial and ListenPacket on top. Its methods and those of the connections it makes are safe for
 // concurrent use.
 type Stack struct {
 	lib         *libos.LibOS
@@ -42,6 +41,7 @@ type Stack struct {
 	retry     []*sock // writers that wait for frames with nothing in flight to wake them
 	iterating bool    // a batch of results is being processed
 	stray     uint64  // results for no socket (should stay 0)
+	woken     int     // calls finished since the last yield
 	out, tmp  [64]libos.Result
 }
 
@@ -249,12 +249,11 @@ func (s *Stack) mark(k *sock) {
 //
 //demixdp:hotpath — allocates nothing in steady state.
 func (s *Stack) loop() {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	defer close(s.exited)
 	for !s.quit.Load() {
 		s.drain()
 		s.settle()
+		s.yield()
 		timeout := time.Duration(-1)
 		if len(s.retry) > 0 {
 			timeout = retryEvery
@@ -275,6 +274,7 @@ func (s *Stack) loop() {
 			s.retry = s.retry[:0]
 		}
 		s.settle()
+		s.yield()
 		if err == unix.EBADF {
 			break // cannot happen: only the loop closes the libOS
 		}
@@ -297,6 +297,28 @@ func (s *Stack) drain() {
 		batch[i] = item{}
 	}
 	s.spare = batch[:0]
+}
+
+// finish completes call gen of r and counts the goroutine it wakes.
+func (s *Stack) finish(r *request, gen uint64) {
+	s.woken++
+	r.finish(gen)
+}
+
+// yield lets the goroutines the loop has just woken run at once. Go
+// queues a woken goroutine on the waker's processor as the next to run;
+// a loop that went on polling would keep it there until another processor
+// stole it, which the scheduler delays on purpose (3 µs asked, 50-80 µs
+// granted on the lab VM): every hand-off cost 80 µs (BenchmarkHandoff).
+// Yielding puts the loop behind them on the same processor: 1.5 µs. The
+// loop is not locked to an OS thread for the same reason: a locked
+// goroutine that yields hands its processor to another thread and must be
+// woken back by a futex, 30 µs a hand-off. (docs/DECISIONS.md)
+func (s *Stack) yield() {
+	if s.woken > 0 {
+		s.woken = 0
+		runtime.Gosched()
+	}
 }
 
 // settle serves the sockets that changed and closes those whose close had
@@ -375,17 +397,17 @@ func (s *Stack) handle(it item) {
 	case kClose:
 		s.closeSock(k)
 		if it.r.acquire(it.gen) {
-			it.r.finish(it.gen)
+			s.finish(it.r, it.gen)
 		}
 	case kCall:
 		if it.r.acquire(it.gen) {
 			it.r.err = it.r.fn()
-			it.r.finish(it.gen)
+			s.finish(it.r, it.gen)
 		}
 	case kAlloc:
 		if it.r.acquire(it.gen) {
 			it.r.sga, it.r.err = s.lib.SGAAlloc(it.r.size)
-			it.r.finish(it.gen)
+			s.finish(it.r, it.gen)
 		}
 	}
 }
@@ -398,7 +420,7 @@ func (s *Stack) refuse(it item, err error) {
 	}
 	if it.r != nil && it.r.acquire(it.gen) {
 		it.r.err = err
-		it.r.finish(it.gen)
+		s.finish(it.r, it.gen)
 	}
 }
 
@@ -544,7 +566,7 @@ func (s *Stack) serveRead(k *sock) {
 			}
 		}
 	}
-	r.finish(it.gen)
+	s.finish(r, it.gen)
 }
 
 // chunk is how many of rem bytes the writer's next SGA carries.
@@ -644,7 +666,7 @@ func (s *Stack) endWrite(k *sock, err error) {
 		s.lib.SGAFree(it.sga)
 	}
 	it.r.err = err
-	it.r.finish(it.gen)
+	s.finish(it.r, it.gen)
 }
 
 // dropWrite forgets a cancelled writer and the chunk it had filled: the
@@ -680,7 +702,7 @@ func (s *Stack) serveAccept(k *sock) {
 			} else {
 				it.r.err = k.rerr
 			}
-			it.r.finish(it.gen)
+			s.finish(it.r, it.gen)
 		}
 	}
 	if k.acceptQT == 0 && len(k.ready) == 0 && k.rerr == nil {
@@ -725,7 +747,7 @@ func (s *Stack) dial(it item) {
 	qd, err := s.lib.Socket(libos.AF_INET, typ, 0)
 	if err != nil {
 		r.err = err
-		r.finish(it.gen)
+		s.finish(r, it.gen)
 		return
 	}
 	if typ == libos.SOCK_STREAM {
@@ -735,7 +757,7 @@ func (s *Stack) dial(it item) {
 	if err != nil {
 		s.lib.CloseQueue(qd)
 		r.err = err
-		r.finish(it.gen)
+		s.finish(r, it.gen)
 		return
 	}
 	la, _ := s.lib.LocalAddr(qd)
@@ -745,7 +767,7 @@ func (s *Stack) dial(it item) {
 		k.udp = newUDPConn(s, k, la, r.addr)
 		s.refill(k)
 		r.udp = k.udp
-		r.finish(it.gen)
+		s.finish(r, it.gen)
 		return
 	}
 	k := s.newSock(qd, sockConnecting)
@@ -765,7 +787,7 @@ func (s *Stack) connected(k *sock, r *libos.Result) {
 	}
 	if r.Opcode == libos.OpFailed {
 		it.r.err = r.Err
-		it.r.finish(it.gen)
+		s.finish(it.r, it.gen)
 		s.closeSock(k)
 		return
 	}
@@ -775,7 +797,7 @@ func (s *Stack) connected(k *sock, r *libos.Result) {
 	k.tcp = newTCPConn(s, k, la, ra)
 	s.refill(k)
 	it.r.tcp = k.tcp
-	it.r.finish(it.gen)
+	s.finish(it.r, it.gen)
 }
 
 // failHeld finishes every call k holds with err.

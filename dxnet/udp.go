@@ -149,26 +149,28 @@ func (c *UDPConn) Read(b []byte) (int, error) {
 //
 //demixdp:hotpath — allocates nothing.
 func (c *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	var dst net.Addr
-	if addr.IsValid() {
-		if c.connected {
-			return 0, c.opErr("write", udpAddr(addr), unix.EISCONN)
+	fail := func(err error) (int, error) { // the address is made only for an error
+		var dst net.Addr
+		if addr.IsValid() {
+			dst = udpAddr(addr)
 		}
-		dst = udpAddr(addr)
+		return 0, c.opErr("write", dst, err)
 	}
-	if len(b) > c.s.maxDatagram {
-		return 0, c.opErr("write", dst, unix.EMSGSIZE)
-	}
-	if len(b) == 0 {
-		return 0, c.opErr("write", dst, unix.EINVAL)
+	switch {
+	case addr.IsValid() && c.connected:
+		return fail(unix.EISCONN)
+	case len(b) > c.s.maxDatagram:
+		return fail(unix.EMSGSIZE)
+	case len(b) == 0:
+		return fail(unix.EINVAL)
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.closed.Load() {
-		return 0, c.opErr("write", dst, net.ErrClosed)
+		return fail(net.ErrClosed)
 	}
 	if c.wdl.expired() {
-		return 0, c.opErr("write", dst, errTimeout)
+		return fail(errTimeout)
 	}
 	r := &c.wr
 	gen := r.start()
@@ -184,7 +186,7 @@ func (c *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 		err = r.err
 	}
 	if err != nil {
-		return 0, c.opErr("write", dst, err)
+		return fail(err)
 	}
 	return r.n, nil
 }

@@ -11,11 +11,16 @@ all: build
 build:
 	$(GO) build ./...
 
-# What the tests and the demo run besides Go: iproute2 (ip netns) and
-# OpenBSD netcat (the stock-tool interop tests). Installed only if missing.
+# What the tests and the demo run besides Go: iproute2 (ip netns),
+# OpenBSD netcat (the stock-tool interop tests), and curl, wrk and
+# redis-server (the dxnet tests: real HTTP and Redis peers).
+# Installed only if missing.
 deps:
 	@missing=""; command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v nc >/dev/null 2>&1 || missing="$$missing netcat-openbsd"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then echo "installing$$missing"; \
 		apt-get install -y --no-install-recommends $$missing >/dev/null 2>&1 || \
 		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends $$missing; }; fi

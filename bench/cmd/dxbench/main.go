@@ -3,9 +3,11 @@
 // on AF_XDP, the asavie/xdp reflector, the bare AF_XDP pair
 // (cmd/xdp-reflect + cmd/xdp-client) and the demixdp libOS, interleaved in
 // rounds, and writes bench/results/latest.{json,md} and a latency CDF
-// (latest-cdf.svg).
+// (latest-cdf.svg). The http workload runs cmd/http-hello on dxnet and on
+// the kernel under wrk; -workloads http runs it alone (with -out elsewhere,
+// so as not to overwrite the full results).
 //
-//	dxbench run [-rounds 3] [-out results] [-quick]
+//	dxbench run [-rounds 3] [-out results] [-workloads udp,tcp,http,idle,micro] [-http-time 5s]
 //	dxbench udp-echo -stack kernel|gvisor|asavie -addr IP/P [-iface IF] [-port P]
 //	dxbench tcp-server -stack kernel|gvisor -addr IP/P [-iface IF] [-port P]
 //	dxbench client -stack kernel|gvisor|libos -workload W -remote IP:PORT [...]

@@ -33,6 +33,8 @@ type runOpts struct {
 	idle              time.Duration
 	micro             bool
 	benchtime         string
+	workloads         map[string]bool // which groups run (-workloads)
+	httpTime          time.Duration
 }
 
 // lab is one vethlab lab's variables.
@@ -74,9 +76,21 @@ func runMain(args []string) error {
 	fs.DurationVar(&o.idle, "idle", 5*time.Second, "idle_cpu window")
 	fs.BoolVar(&o.micro, "micro", true, "run the Go micro-benchmarks")
 	fs.StringVar(&o.benchtime, "benchtime", "200ms", "-benchtime of the micro-benchmarks")
+	wl := fs.String("workloads", "udp,tcp,http,idle,micro", "comma-separated groups to run: udp, tcp, http, idle, micro (e.g. -workloads http runs only the http workload)")
+	fs.DurationVar(&o.httpTime, "http-time", 5*time.Second, "length of one wrk run of the http workload")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	o.workloads = map[string]bool{}
+	for _, w := range strings.Split(*wl, ",") {
+		switch w = strings.TrimSpace(w); w {
+		case "udp", "tcp", "http", "idle", "micro":
+			o.workloads[w] = true
+		default:
+			return fmt.Errorf("-workloads: unknown group %q (want udp, tcp, http, idle, micro)", w)
+		}
+	}
+	o.micro = o.micro && o.workloads["micro"]
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run needs root (network namespaces, eBPF, AF_XDP)")
 	}
@@ -120,12 +134,12 @@ func (h *harness) build() error {
 		return err
 	}
 	h.bin["dxbench"] = self
-	cmd := exec.Command("go", "build", "-o", h.o.work+"/", "./cmd/vethlab", "./cmd/xdp-reflect", "./cmd/xdp-client", "./cmd/udp-echo")
+	cmd := exec.Command("go", "build", "-o", h.o.work+"/", "./cmd/vethlab", "./cmd/xdp-reflect", "./cmd/xdp-client", "./cmd/udp-echo", "./cmd/http-hello")
 	cmd.Dir = h.o.root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	for _, b := range []string{"vethlab", "xdp-reflect", "xdp-client", "udp-echo"} {
+	for _, b := range []string{"vethlab", "xdp-reflect", "xdp-client", "udp-echo", "http-hello"} {
 		h.bin[b] = filepath.Join(h.o.work, b)
 	}
 	return nil
@@ -648,7 +662,7 @@ func (h *harness) idleOne(l lab, s idleServer) (map[string]float64, error) {
 
 func (h *harness) microBench() (map[string]report.Micro, error) {
 	cmd := exec.Command("go", "test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", h.o.benchtime, "-timeout", "5m",
-		"./libos", "./netstack/...", "./umem", "./xdp", "./bpf")
+		"./libos", "./netstack/...", "./umem", "./xdp", "./bpf", "./dxnet")
 	cmd.Dir = h.o.root
 	out, err := cmd.CombinedOutput()
 	os.WriteFile(filepath.Join(h.o.work, "micro.txt"), out, 0o644)
@@ -676,11 +690,21 @@ func (h *harness) run() error {
 		return err
 	}
 	for r := 1; r <= h.o.rounds; r++ {
-		h.udpRound(l, r)
-		h.tcpRound(l, lo, r)
+		if h.o.workloads["udp"] {
+			h.udpRound(l, r)
+		}
+		if h.o.workloads["tcp"] {
+			h.tcpRound(l, lo, r)
+		}
+		if h.o.workloads["http"] {
+			h.httpRound(l, r)
+		}
 	}
-	h.logf("idle_cpu")
-	idle := h.idleRound(l)
+	var idle map[string]map[string]float64
+	if h.o.workloads["idle"] {
+		h.logf("idle_cpu")
+		idle = h.idleRound(l)
+	}
 	var micro map[string]report.Micro
 	if h.o.micro {
 		h.logf("micro-benchmarks")

@@ -33,9 +33,11 @@
 // send buffer) or holds it on the socket, and when libOS operations
 // complete (libos.WaitNext) it serves the calls they unblock and wakes
 // their goroutines through a channel, then yields the processor so that
-// they run at once (see Stack.yield for why the loop is not locked to an
-// OS thread: measured, that costs 30 µs a hand-off). The loop takes the
-// queue's lock once
+// they run at once (a goroutine woken by a loop that went on polling
+// waited tens of microseconds for another processor to take it). The loop
+// is not locked to an OS thread: a locked goroutine that yields costs a
+// thread switch and a futex wake-up, 30 µs a hand-off instead of 1.5
+// (BenchmarkHandoff; docs/DECISIONS.md). The loop takes the queue's lock once
 // per turn in which calls arrived, never per packet, and nothing else on
 // its side locks.
 //
@@ -48,11 +50,13 @@
 // and retried when one of the connection's pushes completes, so the
 // caller waits instead of seeing the error.
 //
-// A call given up (deadline, Close) is cancelled by a compare-and-swap on
-// its request, which the loop's own compare-and-swap before it touches
-// the caller's buffer cannot cross: a Read that returned never has bytes
-// copied into its buffer later, and a Write that returned n never has
-// more than n of its bytes sent.
+// A call given up (its deadline passes, or Close) is cancelled by a
+// compare-and-swap on its request, done by the deadline's timer or by
+// Close, which then wakes the caller; the loop's own compare-and-swap
+// before it touches the caller's buffer cannot cross it. A waiting call
+// thus waits on one channel and nothing else. A Read that returned never
+// has bytes copied into its buffer later, and a Write that returned n
+// never has more than n of its bytes sent.
 //
 // # Allocations
 //
@@ -60,11 +64,10 @@
 // benchmarks, which report allocs/op): requests are per connection, the
 // queue's slices are reused, the wake-up is an atomic flag plus, only when
 // the loop sleeps, an eventfd write. What allocates: Dial, Listen,
-// Accept (per connection: the connection's objects), socket options and
-// AllocSGA (a pooled request and a closure), setting a deadline for the
-// first time or after it has expired (its channel and timer), errors
-// (*net.OpError), and UDP's ReadFrom and ReadFromUDP (the address: use
-// ReadFromUDPAddrPort, which does not).
+// Accept (per connection: the connection's objects), socket options (a
+// closure run on the loop), the first deadline set on a connection (its
+// timer), errors (*net.OpError), and UDP's ReadFrom and ReadFromUDP (the
+// address: use ReadFromUDPAddrPort, which does not).
 //
 // # Zero copy
 //

@@ -14,14 +14,13 @@ import (
 // TCPListener is a TCP listener of a Stack; it implements net.Listener.
 // Accept may run on one goroutine while others use the connections.
 type TCPListener struct {
-	s       *Stack
-	k       *sock
-	addr    net.Addr
-	mu      sync.Mutex // serializes Accept
-	ac, cl  request
-	dl      deadline
-	closed  atomic.Bool
-	closing chan struct{}
+	s      *Stack
+	k      *sock
+	addr   net.Addr
+	mu     sync.Mutex // serializes Accept
+	ac, cl request
+	dl     deadline
+	closed atomic.Bool
 }
 
 // Listen listens for TCP connections on address ("tcp" or "tcp4"): an
@@ -54,7 +53,8 @@ func (s *Stack) Listen(nw, address string) (net.Listener, error) {
 		}
 		la, _ := s.lib.LocalAddr(qd)
 		k := s.newSock(qd, sockListener)
-		ln = &TCPListener{s: s, k: k, addr: tcpAddr(la), closing: make(chan struct{}), ac: newRequest(), cl: newRequest()}
+		ln = &TCPListener{s: s, k: k, addr: tcpAddr(la), ac: newRequest(), cl: newRequest()}
+		ln.dl.r = &ln.ac
 		k.ln = ln
 		s.serveAccept(k) // post the first Accept
 		return nil
@@ -98,10 +98,7 @@ func (l *TCPListener) AcceptTCP() (*TCPConn, error) {
 	}
 	r := &l.ac
 	gen := r.start()
-	if !l.s.submit(item{r: r, gen: gen, kind: kAccept, k: l.k}) {
-		return nil, l.opErr(net.ErrClosed)
-	}
-	if err := l.s.await(r, gen, l.dl.channel(), l.closing); err != nil {
+	if err := l.s.do(item{r: r, gen: gen, kind: kAccept, k: l.k}, &l.dl, &l.closed); err != nil {
 		return nil, l.opErr(err)
 	}
 	if r.err != nil {
@@ -120,7 +117,7 @@ func (l *TCPListener) Close() error {
 	if !l.closed.CompareAndSwap(false, true) {
 		return opError("close", "tcp", nil, l.addr, net.ErrClosed)
 	}
-	close(l.closing)
+	l.ac.interrupt(net.ErrClosed)
 	l.dl.stop()
 	r := &l.cl
 	gen := r.start()

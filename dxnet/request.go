@@ -22,14 +22,16 @@ import (
 //	done      the loop has finished; done has been signalled
 //	cancelled the application gave up (deadline, Close); the loop drops it
 //
-// The application moves pending to cancelled, the loop pending to busy and
+// The application (a deadline, Close) moves pending to cancelled, the loop pending to busy and
 // busy to pending or done, all by compare-and-swap on the generation and
 // phase together, so a stale item (from a call that was cancelled, its
 // request since reused) can never touch a newer call's buffer.
 type request struct {
-	state atomic.Uint64
-	done  chan struct{} // capacity 1: one signal per finished call
-	gen   uint64        // the application's count of calls (application side only)
+	state  atomic.Uint64
+	active atomic.Uint64 // the generation of the call in progress, 0 between calls
+	done   chan struct{} // capacity 1: one signal per call, from the loop or an interrupt
+	gen    uint64        // the application's count of calls (application side only)
+	why    error         // why an interrupt cancelled the call
 
 	// Filled by the application before it queues the call.
 	buf  []byte
@@ -135,30 +137,6 @@ func (s *Stack) submit(it item) bool {
 	s.mu.Unlock()
 	s.lib.Wake()
 	return true
-}
-
-// await waits for call gen of r to finish, for the deadline channel dl to
-// close, for closing to close or for the stack to die. It returns nil when
-// the call finished, and otherwise why it gave up (os.ErrDeadlineExceeded
-// or net.ErrClosed) once it has cancelled the call; if the loop got there
-// first, the call's own result wins.
-func (s *Stack) await(r *request, gen uint64, dl, closing <-chan struct{}) error {
-	var why error
-	select {
-	case <-r.done:
-		return nil
-	case <-dl:
-		why = errTimeout
-	case <-closing:
-		why = net.ErrClosed
-	case <-s.exited:
-		why = net.ErrClosed
-	}
-	if r.cancel(gen) {
-		return why
-	}
-	<-r.done
-	return nil
 }
 
 // rpc runs a call with no datapath role (Listen, socket options, Dial's

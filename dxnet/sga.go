@@ -55,10 +55,8 @@ func (c *TCPConn) ReadSGA() (*libos.SGA, error) {
 	if c.closed.Load() {
 		return nil, c.opErr("read", net.ErrClosed)
 	}
-	r, gen, err := c.start(&c.rd, &c.rdl, kReadSGA, nil, nil)
-	if err == nil {
-		err = c.s.await(r, gen, c.rdl.channel(), c.closing)
-	}
+	r := &c.rd
+	err := c.run(r, &c.rdl, kReadSGA, nil, nil)
 	if err == nil {
 		err = r.err
 	}
@@ -92,13 +90,12 @@ func (c *TCPConn) WriteSGA(sga *libos.SGA) error {
 		c.s.FreeSGA(sga)
 		return c.opErr("write", net.ErrClosed)
 	}
-	r, gen, err := c.start(&c.wr, &c.wdl, kWriteSGA, nil, sga)
-	switch err {
-	case nil:
-		err = c.s.await(r, gen, c.wdl.channel(), c.closing)
-	case errTimeout:
+	if c.wdl.expired() {
 		c.s.FreeSGA(sga) // never queued
+		return c.opErr("write", errTimeout)
 	}
+	r := &c.wr
+	err := c.run(r, &c.wdl, kWriteSGA, nil, sga)
 	if err == nil {
 		err = r.err
 	}

@@ -253,9 +253,14 @@ func (s *Stack) loop() {
 	for !s.quit.Load() {
 		s.drain()
 		s.settle()
-		s.yield()
 		timeout := time.Duration(-1)
-		if len(s.retry) > 0 {
+		switch {
+		case s.woken > 0:
+			// Calls finished (a Write pushed its bytes, say): one turn
+			// of the loop sends what they pushed before their goroutines
+			// run (yield, below) and queue more.
+			timeout = 0
+		case len(s.retry) > 0:
 			timeout = retryEvery
 		}
 		n, err := s.lib.WaitNext(s.out[:], timeout)

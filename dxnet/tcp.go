@@ -27,14 +27,13 @@ type TCPConn struct {
 	rd, wr, cl request
 	rdl, wdl   deadline
 	closed     atomic.Bool
-	closing    chan struct{} // closed by Close: unblocks Read and Write
 }
 
 // newTCPConn makes the application's side of an established connection
 // (on the loop goroutine).
 func newTCPConn(s *Stack, k *sock, local, remote netip.AddrPort) *TCPConn {
-	c := &TCPConn{s: s, k: k, closing: make(chan struct{}),
-		rd: newRequest(), wr: newRequest(), cl: newRequest()}
+	c := &TCPConn{s: s, k: k, rd: newRequest(), wr: newRequest(), cl: newRequest()}
+	c.rdl.r, c.wdl.r = &c.rd, &c.wr
 	if a := tcpAddr(local); a != nil {
 		c.laddr = a
 	}
@@ -65,13 +64,8 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	r, gen, err := c.start(&c.rd, &c.rdl, kRead, b, nil)
-	if err != nil {
-		return 0, c.opErr("read", err)
-	}
-	err = c.s.await(r, gen, c.rdl.channel(), c.closing)
-	r.buf = nil
-	if err != nil {
+	r := &c.rd
+	if err := c.run(r, &c.rdl, kRead, b, nil); err != nil {
 		return 0, c.opErr("read", err)
 	}
 	if r.err != nil && r.err != io.EOF {
@@ -80,17 +74,18 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 	return r.n, r.err
 }
 
-// start checks the deadline and queues a call of r.
-func (c *TCPConn) start(r *request, dl *deadline, kind reqKind, b []byte, sga *libos.SGA) (*request, uint64, error) {
-	if dl.expired() {
-		return r, 0, errTimeout
+// run makes one call of kind on r under deadline d (Stack.do); an
+// expired deadline fails it before it is queued.
+func (c *TCPConn) run(r *request, d *deadline, kind reqKind, b []byte, sga *libos.SGA) error {
+	if d.expired() {
+		r.n = 0
+		return errTimeout
 	}
 	gen := r.start()
 	r.buf = b
-	if !c.s.submit(item{r: r, gen: gen, kind: kind, k: c.k, sga: sga}) {
-		return r, 0, net.ErrClosed
-	}
-	return r, gen, nil
+	err := c.s.do(item{r: r, gen: gen, kind: kind, k: c.k, sga: sga}, d, &c.closed)
+	r.buf = nil
+	return err
 }
 
 // Write writes b and returns once every byte is queued in the connection's
@@ -112,14 +107,11 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	r, gen, err := c.start(&c.wr, &c.wdl, kWrite, b, nil)
-	if err != nil {
-		return 0, c.opErr("write", err)
-	}
-	if err = c.s.await(r, gen, c.wdl.channel(), c.closing); err == nil {
+	r := &c.wr
+	err := c.run(r, &c.wdl, kWrite, b, nil)
+	if err == nil {
 		err = r.err
 	}
-	r.buf = nil
 	if err != nil {
 		return r.n, c.opErr("write", err) // r.n bytes were queued before
 	}
@@ -136,7 +128,8 @@ func (c *TCPConn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return c.opErr("close", net.ErrClosed)
 	}
-	close(c.closing)
+	c.rd.interrupt(net.ErrClosed)
+	c.wr.interrupt(net.ErrClosed)
 	c.rdl.stop()
 	c.wdl.stop()
 	r := &c.cl

@@ -25,11 +25,11 @@ type UDPConn struct {
 	cl       request
 	rdl, wdl deadline
 	closed   atomic.Bool
-	closing  chan struct{}
 }
 
 func newUDPConn(s *Stack, k *sock, local, remote netip.AddrPort) *UDPConn {
-	c := &UDPConn{s: s, k: k, closing: make(chan struct{}), rd: newRequest(), wr: newRequest(), cl: newRequest()}
+	c := &UDPConn{s: s, k: k, rd: newRequest(), wr: newRequest(), cl: newRequest()}
+	c.rdl.r, c.wdl.r = &c.rd, &c.wr
 	if a := udpAddr(local); a != nil {
 		c.laddr = a
 	}
@@ -97,12 +97,7 @@ func (c *UDPConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 	r := &c.rd
 	gen := r.start()
 	r.buf = b
-	var err error
-	if !c.s.submit(item{r: r, gen: gen, kind: kRead, k: c.k}) {
-		err = net.ErrClosed
-	} else {
-		err = c.s.await(r, gen, c.rdl.channel(), c.closing)
-	}
+	err := c.s.do(item{r: r, gen: gen, kind: kRead, k: c.k}, &c.rdl, &c.closed)
 	r.buf = nil
 	if err == nil {
 		err = r.err
@@ -175,12 +170,7 @@ func (c *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 	r := &c.wr
 	gen := r.start()
 	r.buf, r.addr = b, addr
-	var err error
-	if !c.s.submit(item{r: r, gen: gen, kind: kWrite, k: c.k}) {
-		err = net.ErrClosed
-	} else {
-		err = c.s.await(r, gen, c.wdl.channel(), c.closing)
-	}
+	err := c.s.do(item{r: r, gen: gen, kind: kWrite, k: c.k}, &c.wdl, &c.closed)
 	r.buf = nil
 	if err == nil {
 		err = r.err
@@ -219,7 +209,8 @@ func (c *UDPConn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return c.opErr("close", nil, net.ErrClosed)
 	}
-	close(c.closing)
+	c.rd.interrupt(net.ErrClosed)
+	c.wr.interrupt(net.ErrClosed)
 	c.rdl.stop()
 	c.wdl.stop()
 	r := &c.cl

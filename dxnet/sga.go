@@ -17,9 +17,10 @@ import (
 // AllocSGA returns an SGA of size bytes in UMEM frames (libos.SGAAlloc:
 // one segment up to the MTU's payload, otherwise segments of
 // SegmentSize bytes, at most libos.MaxSegments of them) for the caller to
-// fill and pass to WriteSGA, or to give back with FreeSGA. Errors:
-// EINVAL (size <= 0 or too large), ENOBUFS (the UMEM is exhausted),
-// net.ErrClosed.
+// fill and pass to WriteSGA, or to give back with FreeSGA. While the UMEM
+// is exhausted it waits for frames to come back, as Write waits for room
+// (an application that holds every frame itself waits forever). Errors:
+// EINVAL (size <= 0 or too large), net.ErrClosed.
 func (s *Stack) AllocSGA(size int) (*libos.SGA, error) {
 	r, _, err := s.rpc(kAlloc, func(r *request) { r.size = size })
 	if err != nil {

@@ -28,7 +28,12 @@ func TestZeroCopy(t *testing.T) {
 	c := nc.(*dxnet.TCPConn)
 	const total = 8 << 20
 	want := pattern(total, 9)
-	sent := run(func() error {
+	sent := run(func() (err error) {
+		defer func() {
+			if err != nil {
+				c.Close() // so that the reader below stops too
+			}
+		}()
 		for off := 0; off < total; {
 			size := min(total-off, 1+(off/7)%20000)
 			sga, err := st.AllocSGA(size)
@@ -60,6 +65,11 @@ func TestZeroCopy(t *testing.T) {
 			break
 		}
 		if err != nil {
+			select {
+			case serr := <-sent:
+				t.Fatalf("sender: %v (ReadSGA after %d bytes: %v)", serr, got.Len(), err)
+			default:
+			}
 			t.Fatalf("ReadSGA after %d bytes: %v", got.Len(), err)
 		}
 		if sga.Len() == 0 {

@@ -39,6 +39,7 @@ type Stack struct {
 	dirty     []*sock // sockets to serve after this batch
 	later     []*sock // sockets to close after this batch
 	retry     []*sock // writers that wait for frames with nothing in flight to wake them
+	allocs    []item  // AllocSGA calls waiting for frames
 	iterating bool    // a batch of results is being processed
 	stray     uint64  // results for no socket (should stay 0)
 	woken     int     // calls finished since the last yield
@@ -260,7 +261,7 @@ func (s *Stack) loop() {
 			// of the loop sends what they pushed before their goroutines
 			// run (yield, below) and queue more.
 			timeout = 0
-		case len(s.retry) > 0:
+		case len(s.retry) > 0 || len(s.allocs) > 0:
 			timeout = retryEvery
 		}
 		n, err := s.lib.WaitNext(s.out[:], timeout)
@@ -270,13 +271,8 @@ func (s *Stack) loop() {
 			s.out[i] = libos.Result{}
 		}
 		s.iterating = false
-		if len(s.retry) > 0 && (n > 0 || err == unix.ETIMEDOUT) {
-			for _, k := range s.retry {
-				k.retrying = false
-				s.mark(k)
-			}
-			clear(s.retry)
-			s.retry = s.retry[:0]
+		if n > 0 || err == unix.ETIMEDOUT {
+			s.retryWaiting()
 		}
 		s.settle()
 		s.yield()
@@ -410,10 +406,7 @@ func (s *Stack) handle(it item) {
 			s.finish(it.r, it.gen)
 		}
 	case kAlloc:
-		if it.r.acquire(it.gen) {
-			it.r.sga, it.r.err = s.lib.SGAAlloc(it.r.size)
-			s.finish(it.r, it.gen)
-		}
+		s.alloc(it)
 	}
 }
 
@@ -687,6 +680,40 @@ func (s *Stack) dropWrite(k *sock) {
 	k.writer = item{}
 }
 
+// alloc serves AllocSGA; with the UMEM exhausted it waits (as a Write
+// does), retried every retryEvery and after completions.
+func (s *Stack) alloc(it item) {
+	if !it.r.acquire(it.gen) {
+		return
+	}
+	it.r.sga, it.r.err = s.lib.SGAAlloc(it.r.size)
+	if it.r.err == unix.ENOBUFS {
+		it.r.err = nil
+		it.r.release(it.gen)
+		s.allocs = append(s.allocs, it)
+		return
+	}
+	s.finish(it.r, it.gen)
+}
+
+// retryWaiting gives the writers and AllocSGA calls that wait for frames
+// another try.
+func (s *Stack) retryWaiting() {
+	for _, k := range s.retry {
+		k.retrying = false
+		s.mark(k)
+	}
+	clear(s.retry)
+	s.retry = s.retry[:0]
+	if len(s.allocs) > 0 {
+		waiting := s.allocs
+		s.allocs = nil
+		for _, it := range waiting {
+			s.alloc(it)
+		}
+	}
+}
+
 func (s *Stack) waitRetry(k *sock) {
 	if !k.retrying {
 		k.retrying = true
@@ -888,6 +915,10 @@ func (s *Stack) shutdown() {
 			k.closed = true
 		}
 	}
+	for _, it := range s.allocs {
+		s.refuse(it, net.ErrClosed)
+	}
+	s.allocs = nil
 	s.closeErr = s.lib.Close()
 	s.mu.Lock()
 	s.dead = true

@@ -323,15 +323,25 @@ func TestListenErrors(t *testing.T) {
 	if _, err := st.Listen("udp", ":7302"); err == nil {
 		t.Fatal(`Listen("udp") succeeded`)
 	}
-	// Port 0 picks one.
-	l2, err := st.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
+	// Port 0 picks one, with or without the unspecified address.
+	for _, a := range []string{":0", "0.0.0.0:0", lab.AddrA.Addr().String() + ":0"} {
+		l2, err := st.Listen("tcp", a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ta, ok := l2.Addr().(*net.TCPAddr); !ok || ta.Port == 0 {
+			t.Fatalf("Listen(%q) is on %v", a, l2.Addr())
+		}
+		l2.Close()
+		pc, err := st.ListenPacket("udp", a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ua, ok := pc.LocalAddr().(*net.UDPAddr); !ok || ua.Port == 0 {
+			t.Fatalf("ListenPacket(%q) is on %v", a, pc.LocalAddr())
+		}
+		pc.Close()
 	}
-	if l2.Addr().(*net.TCPAddr).Port == 0 {
-		t.Fatalf("Listen(:0) is on %v", l2.Addr())
-	}
-	l2.Close()
 }
 
 // TestManyConnections: 200 kernel clients at once, each echoing 20 KB

@@ -418,3 +418,44 @@ func TestManyConnections(t *testing.T) {
 		t.Fatalf("%d libOS results reached no socket", n)
 	}
 }
+
+// TestSocketOptions: the options reach the libOS (SetLinger(0) makes Close
+// reset the connection, which the kernel peer reads as ECONNRESET); the
+// others leave a working connection; all fail with net.ErrClosed after
+// Close.
+func TestSocketOptions(t *testing.T) {
+	lab := newLab(t)
+	st := openStack(t, lab, labtest.A, nil)
+	c, k := dialPair(t, lab, st, kernelListen(t, lab, 7500))
+	for name, err := range map[string]error{
+		"SetNoDelay(false)":      c.SetNoDelay(false),
+		"SetNoDelay(true)":       c.SetNoDelay(true),
+		"SetKeepAlive(true)":     c.SetKeepAlive(true),
+		"SetKeepAlivePeriod(1s)": c.SetKeepAlivePeriod(time.Second),
+	} {
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	c.Write([]byte("still works"))
+	buf := make([]byte, 11)
+	if _, err := io.ReadFull(k, buf); err != nil || string(buf) != "still works" {
+		t.Fatalf("after the options: %q %v", buf, err)
+	}
+	if err := c.SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	k.SetReadDeadline(time.Now().Add(hang))
+	if _, err := k.Read(buf); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("peer read after Close with linger 0: %v, want ECONNRESET", err)
+	}
+	for name, err := range map[string]error{
+		"SetNoDelay": c.SetNoDelay(true), "SetKeepAlive": c.SetKeepAlive(true),
+		"SetLinger": c.SetLinger(1), "CloseWrite": c.CloseWrite(),
+	} {
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("%s after Close: %v, want net.ErrClosed", name, err)
+		}
+	}
+}

@@ -38,8 +38,9 @@
 // is not locked to an OS thread: a locked goroutine that yields costs a
 // thread switch and a futex wake-up, 30 µs a hand-off instead of 1.5
 // (BenchmarkHandoff; docs/DECISIONS.md). The loop takes the queue's lock once
-// per turn in which calls arrived, never per packet, and nothing else on
-// its side locks.
+// per turn in which calls arrived, never per packet; besides that, only
+// the channel send that wakes a finished call's goroutine takes a lock
+// (the channel's own, inside the runtime).
 //
 // Each connection keeps a few pops posted (popAhead), so data that
 // arrives before a Read waits in its frames, and a Read takes every

@@ -58,7 +58,14 @@
 //   - ports: hash, key = {protocol u8, 0 u8, port u16 network order}.
 //   - xsks: XSKMAP, key = queue index, value = AF_XDP socket fd.
 //   - config: array of one u32; bit 0 is the 0.0.0.0 wildcard.
-//   - counters: per-CPU array of u64: Redirected, Passed, Malformed.
+//   - counters: per-CPU array of u64, one row of three (Redirected, Passed,
+//     Malformed) per receive queue 0..MaxQueues-1 and a last row shared by
+//     the queues beyond; Counters sums the rows, QueueCounters keeps them
+//     apart.
+//
+// Pin pins every map but the XSKMAP under a directory of a bpf file system
+// (DefaultPinRoot/IFNAME for a libOS) so that another process can read the
+// counters, addresses and ports with OpenPinned; Close removes the pins.
 //
 // The mode is baked into the program at Load, so the datapath never looks
 // it up.

@@ -78,7 +78,7 @@ func TestModeString(t *testing.T) {
 // modes; a typo would otherwise only show up as a load failure.
 func TestProgramLabelsResolve(t *testing.T) {
 	for _, m := range []Mode{Dedicated, Shared} {
-		insns, err := steeringProgram(m, mapFDs{3, 4, 5, 6, 7})
+		insns, err := steeringProgram(m, mapFDs{3, 4, 5, 6, 7, 1})
 		if err != nil {
 			t.Fatalf("%v: %v", m, err)
 		}

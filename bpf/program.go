@@ -59,9 +59,11 @@ const (
 	rDataEnd = asm.R8
 )
 
-// mapFDs are the file descriptors the program embeds.
+// mapFDs are the file descriptors the program embeds, and the number of
+// queues the counters map has a row for.
 type mapFDs struct {
 	addrs, ports, xsks, config, counters int
+	queues                               int32
 }
 
 // builder assembles the program; labels attach to the next emitted instruction.
@@ -94,11 +96,22 @@ func (b *builder) fresh(prefix string) string {
 	return fmt.Sprintf("%s_%d", prefix, b.n)
 }
 
-// count adds one to counter slot idx (a per-CPU u64, so a plain add is
-// safe), then falls through to label next.
+// count adds one to counter slot idx of the frame's receive queue (a
+// per-CPU u64, so a plain add is safe), then falls through to label next.
+// The counters map has one row of numCounters slots per queue; queues at
+// or beyond fds.queues share the last row.
 func (b *builder) count(idx int32, fds mapFDs, next string) {
+	row := b.fresh("row")
 	b.emit(
-		asm.StoreImm(asm.R10, stkCtrKey, int64(idx), asm.Word),
+		asm.LoadMem(asm.R1, rCtx, mdRxQueueIndex, asm.Word),
+		asm.JLT.Imm(asm.R1, fds.queues, row),
+		asm.Mov.Imm(asm.R1, fds.queues),
+	)
+	b.label(row)
+	b.emit(
+		asm.Mul.Imm(asm.R1, numCounters),
+		asm.Add.Imm(asm.R1, idx),
+		asm.StoreMem(asm.R10, stkCtrKey, asm.R1, asm.Word),
 		asm.LoadMapPtr(asm.R1, fds.counters),
 		asm.Mov.Reg(asm.R2, asm.R10),
 		asm.Add.Imm(asm.R2, stkCtrKey),

@@ -58,7 +58,9 @@ type Config struct {
 // the program sees is counted exactly once in Redirected or Passed;
 // Malformed counts the subset of Passed frames that failed validation.
 type Counters struct {
-	Redirected, Passed, Malformed uint64
+	Redirected uint64 // frames claimed for the libOS and redirected to the queue's socket
+	Passed     uint64 // frames left to the kernel (XDP_PASS)
+	Malformed  uint64 // passed frames that failed validation (a subset of Passed)
 }
 
 // Sentinel errors; test with errors.Is.
@@ -88,6 +90,7 @@ type Steering struct {
 	closed bool
 	link   link.Link
 	flags  uint32 // mirror of config[0]
+	pinDir string // where Pin pinned the maps, "" if not pinned
 
 	prog     *ebpf.Program
 	addrs    *ebpf.Map
@@ -130,7 +133,7 @@ func Load(cfg Config) (*Steering, error) {
 		{&s.ports, ebpf.MapSpec{Name: "dxb_ports", Type: ebpf.Hash, KeySize: 4, ValueSize: 1, MaxEntries: ports}},
 		{&s.xsks, ebpf.MapSpec{Name: "dxb_xsks", Type: ebpf.XSKMap, KeySize: 4, ValueSize: 4, MaxEntries: queues}},
 		{&s.config, ebpf.MapSpec{Name: "dxb_config", Type: ebpf.Array, KeySize: 4, ValueSize: 4, MaxEntries: 1}},
-		{&s.counters, ebpf.MapSpec{Name: "dxb_counters", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: numCounters}},
+		{&s.counters, ebpf.MapSpec{Name: "dxb_counters", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: (queues + 1) * numCounters}},
 	}
 	for _, sp := range specs {
 		m, err := ebpf.NewMap(&sp.spec)
@@ -147,6 +150,7 @@ func Load(cfg Config) (*Steering, error) {
 		xsks:     s.xsks.FD(),
 		config:   s.config.FD(),
 		counters: s.counters.FD(),
+		queues:   int32(queues),
 	})
 	if err != nil {
 		s.closeAll()
@@ -224,7 +228,8 @@ func (s *Steering) detachLocked() error {
 	return nil
 }
 
-// Close detaches the program and releases the program and maps. Further
+// Close removes the pins (see Pin), detaches the program and releases the
+// program and maps. Further
 // calls return nil; other methods then fail with ErrClosed.
 func (s *Steering) Close() error {
 	s.mu.Lock()
@@ -233,7 +238,7 @@ func (s *Steering) Close() error {
 		return nil
 	}
 	s.closed = true
-	err := s.detachLocked()
+	err := errors.Join(s.unpinLocked(), s.detachLocked())
 	if cerr := s.closeAll(); err == nil {
 		err = cerr
 	}
@@ -409,27 +414,18 @@ func (s *Steering) UnregisterSocket(queue uint32) error {
 	return nil
 }
 
-// Counters reads the program's counters, summed over CPUs. It allocates (a
-// slice per read) and is meant for statistics, not the datapath.
+// Counters reads the program's counters, summed over CPUs and queues. It
+// allocates (a slice per read) and is meant for statistics, not the
+// datapath.
 func (s *Steering) Counters() (Counters, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.check(); err != nil {
 		return Counters{}, err
 	}
-	var sums [numCounters]uint64
-	var per []uint64
-	for i := range sums {
-		if err := s.counters.Lookup(uint32(i), &per); err != nil {
-			return Counters{}, fmt.Errorf("bpf: read counter %d: %w", i, err)
-		}
-		for _, v := range per {
-			sums[i] += v
-		}
+	rows, err := readCounters(s.counters)
+	if err != nil {
+		return Counters{}, err
 	}
-	return Counters{
-		Redirected: sums[ctrRedirected],
-		Passed:     sums[ctrPassed],
-		Malformed:  sums[ctrMalformed],
-	}, nil
+	return sumRows(rows), nil
 }

@@ -25,6 +25,8 @@ type Counters struct {
 	SGANoBufs       uint64 // SGAAlloc calls that failed with ENOBUFS
 	BadDescs        uint64 // descriptors from the kernel that name no frame
 	OwnershipErrors uint64 // frame state errors (double free etc.); should stay 0
+	Captured        uint64 // frames handed to Config.Capture
+	CaptureErrors   uint64 // frames Config.Capture failed to record
 
 	Stack    stack.Counters
 	TCP      tcp.Counters

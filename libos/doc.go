@@ -73,6 +73,17 @@
 // ECANCELED, EMSGSIZE, EDESTADDRREQ, EADDRINUSE, EHOSTUNREACH, ENOTSUP...).
 // On the datapath they are the bare errno values, which allocate nothing.
 //
+// # Operating it
+//
+// Config.Logger receives lifecycle events (attach, with the copy or
+// zero-copy mode obtained and why; detach) and rate-limited warnings;
+// Config.Capture receives every frame, with the reason of each drop
+// (package dxcapture writes pcapng); the steering maps are pinned under
+// /sys/fs/bpf/demixdp/IF for `demixdp stat`; package dxmetrics exports
+// Counters to Prometheus. All of it is off the datapath unless asked
+// for. New's errors say what to do and name a section of
+// docs/troubleshooting.md; `demixdp doctor` checks a machine first.
+//
 // # Waiting without burning a core
 //
 // Wait busy-polls the rings for Config.Spin after the last sign of activity,

@@ -3,6 +3,7 @@ package libos
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -88,7 +89,11 @@ type Config struct {
 	// ARP tunes neighbour resolution (see stack.ARPConfig).
 	ARP stack.ARPConfig
 	// TCP tunes the TCP engine (buffers, timers, congestion control; see
-	// tcp.Config). Zero fields take the engine's defaults.
+	// tcp.Config). Zero fields take the engine's defaults, except that
+	// TCP.Frames (the frames the connections share; a negative value
+	// turns frame budgets off) defaults to the frames neither the fill
+	// ring nor the reserve needs, and SndBuf and RcvBuf to what a quarter
+	// of those frames carry (at most 4 MiB).
 	TCP tcp.Config
 	// EphemeralFirst..EphemeralLast are the ports picked for port 0 and
 	// unbound sends; zero means 61000..65535, outside Linux's default
@@ -96,6 +101,24 @@ type Config struct {
 	// range that overlaps the kernel's, since both would hand out the same
 	// ports on the same address.
 	EphemeralFirst, EphemeralLast uint16
+
+	// Capture, when set, receives every frame taken from the RX ring and
+	// put on the TX ring, with the drop reason of received frames the
+	// stack dropped (see CaptureSink; package dxcapture writes pcapng).
+	// Off by default, and then free.
+	Capture CaptureSink
+	// Logger receives lifecycle events (attach with the XDP and copy or
+	// zero-copy mode obtained and why, detach) and, at most once a second
+	// each, warnings about ARP failures, UMEM exhaustion and kernel drops.
+	// Nil means silent.
+	Logger *slog.Logger
+	// PinDir is the bpf file system directory under which the steering
+	// maps are pinned, in a subdirectory named after the interface, for
+	// `demixdp stat`; Close removes the pins. Empty means
+	// bpf.DefaultPinRoot (/sys/fs/bpf/demixdp), best effort: without a
+	// bpf file system there New goes on unpinned. A PinDir that is set
+	// must work, or New fails.
+	PinDir string
 }
 
 func (c *Config) normalize() error {
@@ -177,6 +200,7 @@ type LibOS struct {
 	unsteer   []delayedUnsteer // TCP ports to release later, oldest first
 
 	ctr    Counters
+	mon    opsState // capture, logs, pins (ops.go)
 	closed bool
 	wake   waker // Wake: the one thing other goroutines may touch (wake.go)
 }
@@ -192,7 +216,7 @@ func New(cfg Config) (*LibOS, error) {
 	}
 	ifi, err := net.InterfaceByName(cfg.Interface)
 	if err != nil {
-		return nil, fmt.Errorf("libos: interface %q: %w", cfg.Interface, err)
+		return nil, explainInterface(cfg.Interface, err)
 	}
 	if len(ifi.HardwareAddr) != 6 {
 		return nil, fmt.Errorf("libos: interface %q is not Ethernet: %w", cfg.Interface, unix.ENOTSUP)
@@ -254,7 +278,7 @@ func New(cfg Config) (*LibOS, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("libos: %w", err)
+		return nil, l.explainSocket(err)
 	}
 	mode := bpf.Dedicated
 	if cfg.Mode == Shared {
@@ -265,7 +289,7 @@ func New(cfg Config) (*LibOS, error) {
 	}
 	l.steer, err = bpf.Load(bpf.Config{Mode: mode})
 	if err != nil {
-		return nil, fmt.Errorf("libos: %w", err)
+		return nil, explainLoad(err)
 	}
 	if err = l.steer.AddAddr(cfg.Addr.Addr()); err != nil {
 		return nil, fmt.Errorf("libos: %w", err)
@@ -274,27 +298,39 @@ func New(cfg Config) (*LibOS, error) {
 		return nil, fmt.Errorf("libos: %w", err)
 	}
 	if err = l.steer.Attach(l.ifindex); err != nil {
-		return nil, fmt.Errorf("libos: %w", err)
+		return nil, l.explainAttach(err)
+	}
+	if err = l.startOps(ifi.MTU); err != nil {
+		return nil, err
 	}
 	l.link.l = l
 	l.link.tags = make([]uint64, cfg.Frames)
 	// Frames are the scarce resource of a zero-copy stack: queues waiting
 	// for ACKs or for the application must never hold so many that no
-	// frame is left to receive those ACKs into. TCP buffers default to a
-	// share of the UMEM, SGAAlloc leaves a reserve for ACKs, ARP and ICMP,
-	// and below that reserve the link reports itself Scarce: the TCP
-	// engine then drops received payload and out-of-order queues instead
-	// of keeping them, and the peers resend.
-	seg := l.mtu - 52
-	if cfg.TCP.SndBuf == 0 {
-		cfg.TCP.SndBuf = min(4<<20, cfg.Frames/4*seg)
-	}
-	if cfg.TCP.RcvBuf == 0 {
-		cfg.TCP.RcvBuf = min(1<<20, cfg.Frames/8*seg)
-	}
-	l.cfg.TCP = cfg.TCP
+	// frame is left to receive those ACKs into. The fill ring keeps up to
+	// fillGoal frames posted, SGAAlloc leaves a reserve for ACKs, ARP and
+	// ICMP (of which the fill ring never takes the last half), and the TCP
+	// connections share the rest through frame budgets (netstack/tcp
+	// budget.go): each may hold a fair share per direction that shrinks as
+	// more connections hold frames, and when frames run short the ones
+	// over their share are trimmed to it (their idle data spilled out of
+	// the frames), so no group of connections can starve the others.
 	l.fillGoal = min(cfg.RingSize, cfg.Frames/2)
 	l.reserve = min(64, cfg.Frames/16)
+	if cfg.TCP.Frames == 0 {
+		cfg.TCP.Frames = max(cfg.Frames-l.fillGoal-l.reserve, 0)
+	}
+	// The byte limits follow the frame ceiling (a quarter of the TCP
+	// frames per direction), so that a connection alone can use it all.
+	seg := l.mtu - 52
+	ceiling := max(cfg.TCP.Frames/4, 4) * seg
+	if cfg.TCP.SndBuf == 0 {
+		cfg.TCP.SndBuf = min(4<<20, ceiling)
+	}
+	if cfg.TCP.RcvBuf == 0 {
+		cfg.TCP.RcvBuf = min(4<<20, ceiling)
+	}
+	l.cfg.TCP = cfg.TCP
 	scfg := stack.Config{
 		Addr: cfg.Addr, Gateway: cfg.Gateway, ARP: cfg.ARP, UDPQueueLen: cfg.RecvQueueLen,
 		EphemeralFirst: cfg.EphemeralFirst, EphemeralLast: cfg.EphemeralLast,
@@ -313,6 +349,7 @@ func New(cfg Config) (*LibOS, error) {
 	l.stack.Start()
 	l.flush()
 	ok = true
+	l.logStarted()
 	return l, nil
 }
 
@@ -349,6 +386,7 @@ func (l *LibOS) Close() error {
 	l.drain(closeDrain)
 	l.stack.Close()
 	l.closed = true
+	defer l.logClosed(l.ctr.RxDescs, l.ctr.TxDescs)
 	return l.teardown()
 }
 

@@ -69,6 +69,9 @@ func (k *xskLink) Transmit(b nic.Buf, tag uint64) error {
 	}
 	tx.Set(idx, unix.XDPDesc{Addr: l.um.Addr(b.Frame) + uint64(b.Off), Len: uint32(b.Len)})
 	tx.Submit(1)
+	if l.mon.cap != nil {
+		l.captureOutput(b)
+	}
 	k.tags[b.Frame] = tag
 	k.queued++
 	k.inflight++
@@ -119,6 +122,9 @@ func (l *LibOS) poll(now int64) bool {
 	}
 	if len(l.unsteer) > 0 {
 		l.sweepUnsteer()
+	}
+	if l.mon.log != nil && now >= l.mon.nextCheck {
+		l.checkEvents(now)
 	}
 	l.flush()
 	return n > 0
@@ -199,22 +205,29 @@ func (l *LibOS) receive() int {
 			continue
 		}
 		l.ctr.RxDescs++
+		if l.mon.cap != nil {
+			l.captureInput(nic.Buf{Frame: f, Data: l.um.Frame(f), Off: int(off), Len: int(d.Len)})
+			continue
+		}
 		l.stack.Input(nic.Buf{Frame: f, Data: l.um.Frame(f), Off: int(off), Len: int(d.Len)})
 	}
 	if n > 0 {
 		rx.Release(n)
+		l.stack.EndBatch()
 	}
 	return int(n)
 }
 
-// refill tops the fill ring up to its goal from the free frames.
+// refill tops the fill ring up to its goal from the free frames, leaving
+// half of the reserve for what the stack itself must send (ACKs above all:
+// they are what frees the frames of the send queues).
 func (l *LibOS) refill() {
 	want := l.fillGoal - l.inFill
 	if want <= 0 {
 		return
 	}
-	want = min(want, l.pool.Available())
-	if want == 0 {
+	want = min(want, l.pool.Available()-l.reserve/2)
+	if want <= 0 {
 		l.ctr.FillStarved++
 		return
 	}

@@ -12,9 +12,11 @@ import (
 
 // TestTCPEchoWithScarceFrames: 200 kernel clients push 256 KB each through
 // a libOS echo server whose UMEM (512 frames) holds far less than their
-// windows. Frames must keep circulating (received payload and out-of-order
-// queues dropped under pressure and resent by the peers, so ACKs always
-// find a frame to arrive in) and every byte must come back: no deadlock.
+// windows would. The frame budgets must share the frames between the
+// connections so that every one keeps moving: each connection fails the
+// test if it makes no progress for stallBound (not the length of the run),
+// every byte must come back, and the counters must show that the budgets,
+// not plenty, kept the frames circulating.
 func TestTCPEchoWithScarceFrames(t *testing.T) {
 	lab, lib := labLibOS(t, libos.Dedicated, func(c *libos.Config) { c.Frames = 512; c.RingSize = 128 })
 	srv := netip.AddrPortFrom(lab.AddrA.Addr(), 7)
@@ -47,13 +49,17 @@ func TestTCPEchoWithScarceFrames(t *testing.T) {
 	}
 	stop()
 	cs, _ := lib.Counters()
-	t.Logf("%d connections x %d KB in %v; receive pressure drops %d, out-of-order queues pruned %d",
-		conns, size>>10, time.Since(start), cs.TCP.RcvPressureDrops, cs.TCP.OOOPruned)
-	if cs.TCP.RcvPressureDrops == 0 {
-		t.Errorf("the UMEM never ran short: the test did not exercise pressure")
+	c := cs.TCP
+	t.Logf("%d connections x %d KB in %v; share-limited windows %d, pushes refused by the share %d, reclaims %d (frames spilled %d), receive pressure drops %d, out-of-order queues pruned %d",
+		conns, size>>10, time.Since(start), c.RcvShareLimited, c.SndShareFull, c.Reclaims, c.SpilledFrames, c.RcvPressureDrops, c.OOOPruned)
+	if c.RcvShareLimited == 0 {
+		t.Errorf("no window was ever limited by the frame share: the test did not exercise the budgets")
 	}
 	if cs.OwnershipErrors != 0 {
 		t.Fatalf("ownership errors %d", cs.OwnershipErrors)
+	}
+	if c.FramesHeld != 0 || c.Holders != 0 {
+		t.Fatalf("after every connection closed: %d frames held by %d connections", c.FramesHeld, c.Holders)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -43,8 +44,18 @@ func dialTCPB(t testing.TB, lab *vethlab.Lab, to netip.AddrPort) *net.TCPConn {
 	return c
 }
 
+// stallBound is how long a test connection may go without moving one byte
+// before the test calls it starved: the time a sender starting from the
+// minimum RTO (200 ms, as Linux's and ours) spends on seven consecutive
+// timeouts of one segment (0.2 s * (2^7 - 1) = 25.4 s), rounded up. Loss,
+// frame pressure and a busy machine make transfers slower, never silent
+// for that long; a connection that is starved, is. The whole run has no
+// bound of its own (go test's -timeout catches a hang).
+const stallBound = 30 * time.Second
+
 // streamEcho writes n pseudo-random bytes and reads them back through the
-// echo, comparing SHA-256 of both directions.
+// echo, comparing SHA-256 of both directions. It fails if either direction
+// makes no progress for stallBound.
 func streamEcho(t testing.TB, c *net.TCPConn, n int, seed uint64) {
 	t.Helper()
 	h1, h2 := sha256.New(), sha256.New()
@@ -62,20 +73,32 @@ func streamEcho(t testing.TB, c *net.TCPConn, n int, seed uint64) {
 				}
 			}
 			h1.Write(buf[:m])
-			if _, err := c.Write(buf[:m]); err != nil {
-				errc <- err
-				return
+			for w := 0; w < m; {
+				c.SetWriteDeadline(time.Now().Add(stallBound))
+				k, err := c.Write(buf[w:m])
+				if err != nil && (k == 0 || !errors.Is(err, os.ErrDeadlineExceeded)) {
+					errc <- fmt.Errorf("writing after %d of %d bytes (no progress for %v?): %w", n-left+w+k, n, stallBound, err)
+					return
+				}
+				w += k
 			}
 			left -= m
 		}
 		errc <- c.CloseWrite()
 	}()
-	// A bound on the whole transfer, for a hang to fail rather than stall
-	// the suite: 100 MB at 5% loss takes a few seconds to a minute here.
-	c.SetReadDeadline(time.Now().Add(3 * time.Minute))
-	got, err := io.Copy(h2, c)
-	if err != nil {
-		t.Fatalf("reading the echo after %d bytes: %v", got, err)
+	buf := make([]byte, 64<<10)
+	var got int64
+	for {
+		c.SetReadDeadline(time.Now().Add(stallBound))
+		k, err := c.Read(buf)
+		h2.Write(buf[:k])
+		got += int64(k)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("reading the echo after %d of %d bytes (no progress for %v?): %v", got, n, stallBound, err)
+		}
 	}
 	if err := <-errc; err != nil {
 		t.Fatal(err)
@@ -125,35 +148,45 @@ func libosStream(t testing.TB, lib *libos.LibOS, srv netip.AddrPort, n int, seed
 	pop, _ := lib.Pop(qd)
 	toks := []libos.QToken{pop}
 	left, pushes, eof, shut := n, 0, false, false
+	var held *libos.SGA // refused with EAGAIN: pushed again after a completion
 	// The libOS makes progress only inside its calls: keep waiting until
 	// the peer has closed and every push has been acknowledged.
-	for !eof || pushes > 0 || left > 0 {
-		// Keep up to 64 pushes of up to 16 segments in flight.
-		for left > 0 && pushes < 64 {
-			size := min(left, 16*lib.SegmentSize())
-			sga, err := lib.SGAAlloc(size)
-			if err != nil {
-				break // ENOBUFS: wait for completions
-			}
-			for _, seg := range sga.Segs {
-				for i := range seg {
-					seg[i] = byte(rng.Uint32())
+	for !eof || pushes > 0 || left > 0 || held != nil {
+		// Keep up to 64 pushes of up to 16 segments in flight; EAGAIN is
+		// the connection's send budget saying wait for a completion.
+		for (left > 0 || held != nil) && pushes < 64 {
+			sga := held
+			if sga == nil {
+				size := min(left, 16*lib.SegmentSize())
+				var err error
+				if sga, err = lib.SGAAlloc(size); err != nil {
+					break // ENOBUFS: wait for completions
 				}
-				hs.Write(seg)
+				for _, seg := range sga.Segs {
+					for i := range seg {
+						seg[i] = byte(rng.Uint32())
+					}
+					hs.Write(seg)
+				}
+				left -= size
 			}
 			qt, err := lib.Push(qd, sga)
-			lib.SGAFree(sga)
 			if errors.Is(err, unix.EAGAIN) {
-				t.Fatal("EAGAIN with a bounded number of pushes in flight")
+				if pushes == 0 {
+					t.Fatal("EAGAIN with no push in flight")
+				}
+				held = sga
+				break
 			}
+			held = nil
+			lib.SGAFree(sga)
 			if err != nil {
 				t.Fatalf("push: %v", err)
 			}
 			toks = append(toks, qt)
 			pushes++
-			left -= size
 		}
-		if left == 0 && !shut {
+		if left == 0 && held == nil && !shut {
 			if err := lib.Shutdown(qd); err != nil {
 				t.Fatalf("shutdown: %v", err)
 			}

@@ -112,6 +112,7 @@ type Socket struct {
 	maps       [][]byte // ring mappings this socket owns
 	ownRings   bool     // fill and completion rings are ours, not the owner's
 	closed     bool
+	zcRefusal  error // ModeAuto: why zero-copy was refused (ZeroCopyRefusal)
 }
 
 // Open creates an AF_XDP socket, registers the UMEM (unless cfg.Shared is
@@ -149,6 +150,7 @@ func Open(cfg Config) (*Socket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (zero-copy attempt: %v)", err, zcErr)
 	}
+	s.zcRefusal = zcErr
 	return s, nil
 }
 
@@ -224,7 +226,7 @@ func open(cfg *Config, bindFlags uint16) (_ *Socket, step string, err error) {
 	defer func() {
 		if err != nil {
 			s.Close()
-			err = fmt.Errorf("xdp: %s: %w", step, err)
+			err = &OpenError{Step: step, Err: err}
 		}
 	}()
 

@@ -71,6 +71,9 @@ type Micro struct {
 	NsPerOp     float64 `json:"ns_per_op"`
 	AllocsPerOp float64 `json:"allocs_per_op"`
 	BytesPerOp  float64 `json:"bytes_per_op"`
+	// Extra holds the metrics a benchmark reports itself (b.ReportMetric),
+	// by unit, e.g. "B/conn".
+	Extra map[string]float64 `json:"extra,omitempty"`
 }
 
 // ParseGoBench reads `go test -bench -benchmem` output. Each result is keyed
@@ -113,6 +116,13 @@ func ParseGoBench(out string) map[string]Micro {
 				m.AllocsPerOp = v
 			case "B/op":
 				m.BytesPerOp = v
+			default:
+				if strings.Contains(f[i+1], "/") {
+					if m.Extra == nil {
+						m.Extra = map[string]float64{}
+					}
+					m.Extra[f[i+1]] = v
+				}
 			}
 		}
 		if !seen {

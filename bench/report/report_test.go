@@ -61,9 +61,11 @@ pkg: github.com/demixdp/demixdp/netstack/checksum
 BenchmarkSum/64-2 	1000	 4.25 ns/op	 15058.82 MB/s	 0 B/op	 0 allocs/op
 BenchmarkBroken-2 	--- FAIL
 ok  	github.com/demixdp/demixdp/umem	1.2s
+pkg: github.com/demixdp/demixdp/libos
+BenchmarkIdleConnHeap-2 	       1	5123456789 ns/op	     25093 B/conn	      8123 conns/s	123456 B/op	  4567 allocs/op
 `
 	m := ParseGoBench(out)
-	if len(m) != 3 {
+	if len(m) != 4 {
 		t.Fatalf("parsed %d results: %v", len(m), m)
 	}
 	if got := m["umem/BenchmarkPoolAllocFree"]; got.NsPerOp != 12.5 || got.AllocsPerOp != 0 {
@@ -74,6 +76,13 @@ ok  	github.com/demixdp/demixdp/umem	1.2s
 	}
 	if got, ok := m["checksum/BenchmarkSum/64"]; !ok || got.NsPerOp != 4.25 {
 		t.Errorf("Sum/64 = %+v %v", got, ok)
+	}
+	// Metrics of b.ReportMetric are kept by unit.
+	if got := m["libos/BenchmarkIdleConnHeap"]; got.Extra["B/conn"] != 25093 || got.Extra["conns/s"] != 8123 || got.AllocsPerOp != 4567 || len(got.Extra) != 2 {
+		t.Errorf("IdleConnHeap = %+v", got)
+	}
+	if got := m["umem/BenchmarkOdd"]; got.Extra["MB/s"] != 99 {
+		t.Errorf("Odd's MB/s = %+v", got)
 	}
 }
 

@@ -3,9 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 
+	"github.com/demixdp/demixdp/internal/cli"
 	"github.com/demixdp/demixdp/libos"
 	"golang.org/x/sys/unix"
 )
@@ -30,6 +32,7 @@ type echoCounters struct {
 	Closed      uint64 // connections closed after the client's FIN, everything echoed
 	Failed      uint64 // connections that failed (reset, timeout) and were closed
 	Aborted     uint64 // connections still open at exit, closed then
+	IdleClosed  uint64 // connections closed after -idle-timeout without progress
 	MaxActive   uint64 // most connections open at once
 	Pops        uint64 // data pops completed
 	Bytes       uint64 // bytes echoed (pushed)
@@ -50,6 +53,7 @@ type conn struct {
 	closed  bool       // CloseQueue done
 	held    *libos.SGA // popped data that Push refused with EAGAIN
 	listed  bool       // in server.held (possibly stale)
+	last    time.Time  // last progress: accepted, data popped, a push acknowledged
 }
 
 // server is the echo loop: every token it waits on is in toks, with the
@@ -64,6 +68,13 @@ type server struct {
 	held   []*conn // connections whose SGA waits for Push to accept it
 	active int
 	ctr    echoCounters
+	ops    *cli.Ops // metrics snapshots (nil-safe)
+
+	idle      time.Duration // -idle-timeout; 0: never
+	nextSweep time.Time
+	now       time.Time // when the last WaitAny returned
+	out       io.Writer // where counters go on request
+	info      atomic.Bool
 }
 
 func newServer(lib *libos.LibOS, lqd libos.QD) *server {
@@ -87,6 +98,10 @@ func (s *server) remove(i int) {
 	s.toks, s.owners = s.toks[:last], s.owners[:last]
 }
 
+// idleSweep is how often the loop looks for connections past the idle
+// timeout: a timeout is honoured to within this.
+const idleSweep = time.Second
+
 // serve runs until stop is set, then closes every connection and the
 // listener. It returns an error only if the listener breaks.
 func (s *server) serve(stop *atomic.Bool) error {
@@ -96,11 +111,19 @@ func (s *server) serve(stop *atomic.Bool) error {
 	}
 	s.add(acc, nil)
 	for !stop.Load() {
+		s.ops.Poll(s.lib)
 		timeout := stopCheck
 		if len(s.held) > 0 {
 			timeout = heldRetry
 		}
 		i, r, err := s.lib.WaitAny(s.toks, timeout)
+		s.now = time.Now()
+		if s.info.Swap(false) {
+			printCounters(s.out, s.lib, &s.ctr)
+		}
+		if s.idle > 0 && !s.now.Before(s.nextSweep) {
+			s.sweepIdle()
+		}
 		if err == unix.ETIMEDOUT {
 			s.retryHeld(len(s.held))
 			continue
@@ -130,7 +153,7 @@ func (s *server) accepted(r libos.Result) error {
 	if r.Opcode != libos.OpAccept {
 		return fmt.Errorf("accept failed: %w", errOr(r.Err))
 	}
-	c := &conn{qd: r.NewQD}
+	c := &conn{qd: r.NewQD, last: s.now}
 	for int(c.qd) >= len(s.byQD) {
 		s.byQD = append(s.byQD, nil)
 	}
@@ -160,6 +183,7 @@ func (s *server) completed(c *conn, r libos.Result) {
 	switch r.Opcode {
 	case libos.OpPop:
 		c.popping = false
+		c.last = s.now
 		if len(r.SGA.Segs) == 0 { // the client has closed its side
 			s.lib.SGAFree(r.SGA)
 			c.eof = true
@@ -170,6 +194,7 @@ func (s *server) completed(c *conn, r libos.Result) {
 		s.echo(c, r.SGA)
 	case libos.OpPush:
 		c.pushes--
+		c.last = s.now
 		s.ctr.Completed++
 		if c.held != nil {
 			sga := c.held
@@ -267,6 +292,20 @@ func (s *server) closeConn(c *conn) {
 	c.closed = true
 	s.byQD[c.qd] = nil
 	s.active--
+}
+
+// sweepIdle closes every connection that has made no progress (nothing
+// popped, no push acknowledged) for the idle timeout: a client that stops
+// reading its echoes, or never sends, holds frames and a slot for no one's
+// benefit. The close resets a connection with unread data, as Linux does.
+func (s *server) sweepIdle() {
+	s.nextSweep = s.now.Add(idleSweep)
+	for _, c := range s.byQD {
+		if c != nil && !c.closed && s.now.Sub(c.last) >= s.idle {
+			s.ctr.IdleClosed++
+			s.closeConn(c)
+		}
+	}
 }
 
 // linger is how long shutdown keeps the event loop running after closing

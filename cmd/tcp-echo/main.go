@@ -6,7 +6,8 @@
 // Run it inside the network namespace that holds the interface:
 //
 //	tcp-echo -iface IF -addr IP:PORT [-prefix 24] [-mode dedicated|shared]
-//	    [-gateway IP] [-frames N] [-spin D] [-backlog N] [-cpuprofile F]
+//	    [-gateway IP] [-frames N] [-spin D] [-backlog N] [-idle-timeout D]
+//	    [-cpuprofile F] [-pcap FILE] [-metrics ADDR] [-log-level L]
 //
 // It serves many connections at once from one goroutine: one WaitAny over
 // the accept token and every connection's pop and push tokens. A push
@@ -14,14 +15,26 @@
 // held and retried, and that connection is not read until it goes, so no
 // byte is lost and the client is slowed by TCP flow control. When a client
 // closes its side, the connection is closed once everything has been echoed
-// and acknowledged.
+// and acknowledged. A connection that makes no progress (nothing received,
+// no echo acknowledged) for -idle-timeout (default 60s; 0 never) is closed,
+// with a reset if it left data unread: a client that stops reading its
+// echoes cannot keep its frames for ever. The libOS's frame budgets see to
+// it that such clients hold no more than their fair share meanwhile.
 //
 // In dedicated mode the libOS owns IP (the kernel must not have it); in
 // shared mode IP is the kernel's too and only TCP to PORT (and the libOS's
 // connections) reaches the libOS.
 //
+// -pcap writes every frame received and sent as pcapng; -metrics serves
+// Prometheus /metrics, /debug/vars and /debug/pprof/ on the kernel's
+// network (it prints "metrics on http://ADDR/metrics"); lifecycle events
+// are logged to stderr as text (-log-level off silences them).
+//
 // When it accepts connections it prints a line containing "listening". On
-// SIGINT or SIGTERM it closes the open connections, prints its counters as
+// SIGUSR1 it prints its counters (the libos.tcp group has the frames the
+// connections hold, frames_held, the most one holds in one direction,
+// max_conn_frames, and the share each may hold, share_frames) and goes on.
+// On SIGINT or SIGTERM it closes the open connections, prints its counters as
 // "group: key=value ..." lines, closes the libOS (detaching the XDP
 // program), prints "detached" and exits 0. Setup errors exit 1.
 package main
@@ -34,7 +47,9 @@ import (
 	"net/netip"
 	"os"
 	"sync/atomic"
+	"time"
 
+	"github.com/demixdp/demixdp/dxmetrics"
 	"github.com/demixdp/demixdp/internal/cli"
 	"github.com/demixdp/demixdp/libos"
 )
@@ -44,13 +59,15 @@ type options struct {
 	common  cli.LibOSFlags
 	addr    string
 	backlog int
+	idle    time.Duration
 }
 
 func main() {
 	var o options
-	o.common.Register(flag.CommandLine, cli.FlagHelp{Gateway: "next hop for off-link clients (optional)", Frames: true, CPUProfile: true})
+	o.common.Register(flag.CommandLine, cli.FlagHelp{Gateway: "next hop for off-link clients (optional)", Frames: true, CPUProfile: true, Ops: true})
 	flag.StringVar(&o.addr, "addr", "", "IPv4 address and TCP port to serve, IP:PORT (required)")
 	flag.IntVar(&o.backlog, "backlog", 1024, "established connections waiting for accept (1-4096)")
+	flag.DurationVar(&o.idle, "idle-timeout", 60*time.Second, "close a connection that makes no progress (nothing received, no echo acknowledged) for this long, resetting it if data is left unread; 0 never")
 	flag.Parse()
 	if err := run(o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "tcp-echo:", err)
@@ -67,6 +84,9 @@ func (o *options) config() (libos.Config, netip.AddrPort, error) {
 	}
 	if o.backlog < 1 || o.backlog > 4096 {
 		return libos.Config{}, netip.AddrPort{}, fmt.Errorf("-backlog %d: want 1-4096", o.backlog)
+	}
+	if o.idle < 0 {
+		return libos.Config{}, netip.AddrPort{}, fmt.Errorf("-idle-timeout %v: want 0 (never) or more", o.idle)
 	}
 	cfg, err := o.common.Config(ap.Addr())
 	if err != nil {
@@ -86,6 +106,12 @@ func run(o options, out io.Writer) error {
 	}
 	defer stopProfile()
 
+	ops, err := o.common.Ops.Start(&cfg, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer ops.Close()
+
 	var stop atomic.Bool
 	defer cli.OnSignal(func() { stop.Store(true) })()
 
@@ -104,15 +130,24 @@ func run(o options, out io.Writer) error {
 	if err := lib.Listen(lqd, o.backlog); err != nil {
 		return fmt.Errorf("listen %v: %w", ap, err)
 	}
+	if err := ops.Serve(&o.common.Ops, lib, out, dxmetrics.Queue{QD: lqd, Name: "listener"}); err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "tcp-echo: listening on %v (%s) iface=%s mode=%v xdp=%s mtu=%d\n",
 		ap, cfg.Addr, cfg.Interface, cfg.Mode, cli.XDPMode(lib), lib.MTU())
 
 	s := newServer(lib, lqd)
+	s.ops = ops
+	s.idle, s.out = o.idle, out
+	defer cli.OnInfo(func() { s.info.Store(true) })()
 	loopErr := s.serve(&stop)
 
 	printCounters(out, lib, &s.ctr)
 	if cerr := lib.Close(); cerr != nil {
 		return errors.Join(loopErr, fmt.Errorf("close: %w", cerr))
+	}
+	if err := ops.Close(); err != nil {
+		return errors.Join(loopErr, err)
 	}
 	fmt.Fprintln(out, "tcp-echo: detached")
 	return loopErr

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/demixdp/demixdp/internal/cli"
 	"github.com/demixdp/demixdp/libos"
 	"golang.org/x/sys/unix"
 )
@@ -37,6 +38,7 @@ type echoer struct {
 	pushes []libos.QToken // outstanding pushes
 	ws     []libos.QToken // the wait set: pushes, then pops
 	ctr    echoCounters
+	ops    *cli.Ops // metrics snapshots (nil-safe)
 }
 
 func newEchoer(lib *libos.LibOS, qd libos.QD, pops int) *echoer {
@@ -64,6 +66,7 @@ func (e *echoer) serve(stop *atomic.Bool) error {
 		e.pops[i] = qt
 	}
 	for !stop.Load() {
+		e.ops.Poll(e.lib)
 		// Pushes come first: WaitAny prefers the lowest index, and a
 		// completed push must not wait behind a stream of pops.
 		e.ws = append(append(e.ws[:0], e.pushes...), e.pops...)

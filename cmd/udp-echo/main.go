@@ -8,10 +8,16 @@
 //
 //	udp-echo -iface IF -addr IP:PORT [-prefix 24] [-mode dedicated|shared]
 //	    [-gateway IP] [-frames N] [-pops K] [-spin D] [-cpuprofile F]
+//	    [-pcap FILE] [-metrics ADDR] [-log-level L]
 //
 // In dedicated mode the libOS owns IP (the kernel must not have it) and
 // answers ARP and ping for it; in shared mode IP is the kernel's too and
 // only UDP to PORT reaches the libOS.
+//
+// -pcap writes every frame received and sent as pcapng; -metrics serves
+// Prometheus /metrics, /debug/vars and /debug/pprof/ on the kernel's
+// network (it prints "metrics on http://ADDR/metrics"); lifecycle events
+// are logged to stderr as text (-log-level off silences them).
 //
 // When it can receive it prints a line containing "listening", the
 // address, the mode and copy or zerocopy. On SIGINT or SIGTERM it prints
@@ -29,6 +35,7 @@ import (
 	"os"
 	"sync/atomic"
 
+	"github.com/demixdp/demixdp/dxmetrics"
 	"github.com/demixdp/demixdp/internal/cli"
 	"github.com/demixdp/demixdp/libos"
 )
@@ -42,7 +49,7 @@ type options struct {
 
 func main() {
 	var o options
-	o.common.Register(flag.CommandLine, cli.FlagHelp{Gateway: "next hop for off-link senders (optional)", Frames: true, CPUProfile: true})
+	o.common.Register(flag.CommandLine, cli.FlagHelp{Gateway: "next hop for off-link senders (optional)", Frames: true, CPUProfile: true, Ops: true})
 	flag.StringVar(&o.addr, "addr", "", "IPv4 address and UDP port to serve, IP:PORT (required)")
 	flag.IntVar(&o.pops, "pops", 8, "pops kept outstanding (1-64)")
 	flag.Parse()
@@ -80,6 +87,12 @@ func run(o options, out io.Writer) error {
 	}
 	defer stopProfile()
 
+	ops, err := o.common.Ops.Start(&cfg, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer ops.Close()
+
 	var stop atomic.Bool
 	defer cli.OnSignal(func() { stop.Store(true) })()
 
@@ -95,15 +108,22 @@ func run(o options, out io.Writer) error {
 	if err := lib.Bind(qd, ap); err != nil {
 		return fmt.Errorf("bind %v: %w", ap, err)
 	}
+	if err := ops.Serve(&o.common.Ops, lib, out, dxmetrics.Queue{QD: qd, Name: "echo"}); err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "udp-echo: listening on %v (%s) iface=%s mode=%v xdp=%s mtu=%d\n",
 		ap, cfg.Addr, cfg.Interface, cfg.Mode, cli.XDPMode(lib), lib.MTU())
 
 	e := newEchoer(lib, qd, o.pops)
+	e.ops = ops
 	loopErr := e.serve(&stop)
 
 	printCounters(out, lib, qd, &e.ctr)
 	if cerr := lib.Close(); cerr != nil {
 		return errors.Join(loopErr, fmt.Errorf("close: %w", cerr))
+	}
+	if err := ops.Close(); err != nil {
+		return errors.Join(loopErr, err)
 	}
 	fmt.Fprintln(out, "udp-echo: detached")
 	return loopErr

@@ -26,6 +26,7 @@ type slot struct {
 type stats struct {
 	sent, received, lost, bad, stale, retransmits uint64
 	kicks, txFull                                 uint64
+	completed                                     uint64 // transmit frames the kernel returned
 }
 
 // client is a closed-loop request/reply generator on one AF_XDP socket. The
@@ -136,6 +137,7 @@ func (c *client) reap() {
 		}
 	}
 	c.comp.Release(n)
+	c.st.completed += uint64(n)
 }
 
 // send posts the next request of every ready slot, as long as requests

@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/binary"
-	"github.com/demixdp/demixdp/netstack/checksum"
 	"net/netip"
+
+	"github.com/demixdp/demixdp/internal/cli"
+	"github.com/demixdp/demixdp/netstack/checksum"
 )
 
 // Frame layout of the only frames the client sends and accepts: untagged
@@ -64,7 +66,7 @@ func newTemplate(ep endpoints, payload int) template {
 	binary.BigEndian.PutUint16(udp[2:4], ep.dst.Port())
 	binary.BigEndian.PutUint16(udp[4:6], uint16(udpLen+payload))
 	for i := hdrLen + minPayload; i < len(f); i++ {
-		f[i] = byte(i)
+		f[i] = cli.StreamByte(i - hdrLen) // the stream format's constant tail (-stream)
 	}
 	// Pseudo-header (addresses, protocol, length), the UDP header (checksum
 	// field zero) and the constant payload tail: all fixed per run.
@@ -81,6 +83,15 @@ func newTemplate(ep endpoints, payload int) template {
 // returns the frame length. It allocates nothing.
 func (t *template) stamp(dst []byte, seq uint64, slot uint32) int {
 	n := copy(dst, t.frame)
+	t.stampHead(dst, seq, slot)
+	return n
+}
+
+// stampHead writes seq and slot into a frame that already holds a copy of
+// the template and sets its UDP checksum: the stream mode copies the
+// template into each transmit frame once and then only changes this much.
+// It allocates nothing.
+func (t *template) stampHead(dst []byte, seq uint64, slot uint32) {
 	p := dst[hdrLen : hdrLen+minPayload]
 	binary.LittleEndian.PutUint64(p[0:8], seq)
 	binary.LittleEndian.PutUint32(p[8:12], slot)
@@ -89,7 +100,6 @@ func (t *template) stamp(dst []byte, seq uint64, slot uint32) int {
 		c = 0xffff // RFC 768: a computed zero is sent as all ones
 	}
 	binary.BigEndian.PutUint16(dst[ethLen+ipLen+6:], c)
-	return n
 }
 
 // parseReply checks that frame is the echo of one of our requests: IPv4/UDP

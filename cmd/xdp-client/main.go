@@ -18,6 +18,16 @@
 // -samples writes every measured round-trip time as a little-endian int64
 // of nanoseconds. The exit status is 1 when a request was lost or a reply
 // was malformed, 2 on a usage or setup error.
+//
+// -stream turns it into a one-way sender, the bare pair's bulk ceiling: it
+// sends -n frames of -size payload bytes (or for -duration) in the stream
+// format of internal/cli (sequence number, mark, constant tail) as fast as
+// the TX ring and its completions allow, receives nothing, and prints
+//
+//	stream sent=.. completed=.. frame_bytes=.. payload_bytes=.. pps=.. gbps=.. kicks=.. tx_full=.. elapsed_s=..
+//
+// where gbps counts UDP payload bits the kernel completed (not what the
+// receiver got: cmd/xdp-reflect -sink counts that).
 package main
 
 import (
@@ -48,6 +58,7 @@ type options struct {
 	retries, frames, batch  int
 	queue                   int
 	samples, cpuprofile     string
+	stream                  bool
 }
 
 func main() {
@@ -68,6 +79,7 @@ func main() {
 	flag.IntVar(&o.queue, "queue", 0, "device queue")
 	flag.StringVar(&o.samples, "samples", "", "write the measured RTTs here (int64 ns, little endian)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
+	flag.BoolVar(&o.stream, "stream", false, "send -n frames one way as fast as possible (tx only), no replies expected")
 	flag.Parse()
 	code, err := run(o)
 	if err != nil {
@@ -165,7 +177,11 @@ func run(o options) (int, error) {
 		batch:   uint32(o.batch),
 		timeout: int64(o.timeout), retries: o.retries,
 		want: o.n + o.warmup, warmup: o.warmup,
-		samples: make([]int64, 0, o.n),
+	}
+	if o.stream {
+		c.want, c.warmup = o.n, 0
+	} else {
+		c.samples = make([]int64, 0, o.n)
 	}
 	c.setup()
 	if err := st.Attach(ifc.Index); err != nil {
@@ -181,6 +197,11 @@ func run(o options) (int, error) {
 		return 2, err
 	}
 	defer stopProfile()
+	if o.stream {
+		elapsed := c.stream(stop.Load, o.duration)
+		fmt.Println(streamSummary(c, elapsed))
+		return 0, nil
+	}
 	// A first request can die in ARP-less silence only if -dstmac is wrong;
 	// the warm-up absorbs the kernel's first-packet costs.
 	elapsed := c.run(stop.Load, o.duration)
@@ -248,4 +269,16 @@ func summary(c *client, elapsed time.Duration) string {
 	return fmt.Sprintf("rtt_p50_us=%s rtt_p99_us=%s rtt_p999_us=%s rtt_max_us=%s pps=%.0f sent=%d received=%d lost=%d bad=%d stale=%d retransmits=%d kicks=%d samples=%d elapsed_s=%.3f",
 		us(percentile(s, 0.5)), us(percentile(s, 0.99)), us(percentile(s, 0.999)), us(maxv), pps,
 		c.st.sent, c.st.received, c.st.lost, c.st.bad, c.st.stale, c.st.retransmits, c.st.kicks, len(s), elapsed.Seconds())
+}
+
+func streamSummary(c *client, elapsed time.Duration) string {
+	pay := uint64(len(c.t.frame) - hdrLen)
+	sec := elapsed.Seconds()
+	pps, gbps := 0.0, 0.0
+	if sec > 0 {
+		pps = float64(c.st.completed) / sec
+		gbps = float64(c.st.completed*pay) * 8 / sec / 1e9
+	}
+	return fmt.Sprintf("stream sent=%d completed=%d frame_bytes=%d payload_bytes=%d pps=%.0f gbps=%.4f kicks=%d tx_full=%d elapsed_s=%.3f",
+		c.st.sent, c.st.completed, len(c.t.frame), pay, pps, gbps, c.st.kicks, c.st.txFull, sec)
 }

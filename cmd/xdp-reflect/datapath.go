@@ -61,6 +61,8 @@ type datapath struct {
 	r     reflector
 	batch uint32
 	st    counters
+	sink  *sink  // -sink: count and drop instead of reflecting (nil: reflect)
+	idle  func() // called when a turn of the loop found no work (nil: nothing)
 
 	txOutstanding uint64 // posted to TX, not yet completed
 	pending       [maxBatch]unix.XDPDesc
@@ -153,6 +155,15 @@ func (d *datapath) receive() uint32 {
 			d.release(f)
 			continue
 		}
+		if d.sink != nil {
+			v, udp := d.r.match(frame[off : off+uint64(desc.Len)])
+			d.st.verdicts[v]++
+			if v == verdictReflected {
+				d.sink.count(udp)
+			}
+			d.release(f)
+			continue
+		}
 		v := d.r.reflect(frame[off : off+uint64(desc.Len)])
 		d.st.verdicts[v]++
 		if v != verdictReflected {
@@ -234,6 +245,9 @@ func (d *datapath) run(stop func() bool, spin time.Duration) error {
 		}
 		if d.txOutstanding > 0 { // a transient Kick failure must not strand frames
 			d.kick()
+		}
+		if d.idle != nil {
+			d.idle()
 		}
 		if spin < 0 {
 			continue

@@ -10,6 +10,19 @@
 //
 //	ip netns exec NS xdp-reflect -iface IF [-port 7777] [-addr IP] [-queue 0]
 //	    [-frames 4096] [-mode auto|copy|zerocopy] [-batch 64] [-busy] [-cpuprofile F]
+//	    [-sink [-progress]]
+//
+// -sink turns the reflector into a counter: every datagram to the port is
+// counted (verdict_reflected counts them too) and dropped, nothing is sent.
+// Datagrams in the stream format of internal/cli (cmd/xdp-client -stream)
+// are followed by sequence number and every 16th is checked byte for
+// byte; at exit it prints
+//
+//	sink: frames=.. bytes=.. stream=.. checked=.. corrupt=.. missing=.. late=..
+//
+// -progress (with -sink) prints "progress frames=N" whenever the loop runs
+// out of work after counting more datagrams, so a sender can pace itself by
+// what has arrived (the lab tests do).
 //
 // When ready it prints a line containing "listening" and the mode (copy or
 // zerocopy). On SIGINT or SIGTERM it prints its counters, the kernel's
@@ -46,6 +59,8 @@ type options struct {
 	busy       bool
 	spin       time.Duration
 	cpuprofile string
+	sink       bool
+	progress   bool
 }
 
 func main() {
@@ -60,6 +75,8 @@ func main() {
 	flag.BoolVar(&o.busy, "busy", false, "busy-poll forever, never sleep in poll(2)")
 	flag.DurationVar(&o.spin, "spin", 50*time.Microsecond, "busy-poll this long after the last packet before sleeping in poll(2)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
+	flag.BoolVar(&o.sink, "sink", false, "count and drop the datagrams instead of reflecting them")
+	flag.BoolVar(&o.progress, "progress", false, "with -sink: print \"progress frames=N\" when idle after new datagrams")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "xdp-reflect:", err)
@@ -167,7 +184,22 @@ func run(o options) error {
 	if o.addr != "" {
 		r.addr, r.matchAddr = addr.As4(), true
 	}
+	if o.progress && !o.sink {
+		return errors.New("-progress needs -sink")
+	}
 	dp := newDatapath(u, pool, sock, r, o.batch)
+	if o.sink {
+		dp.sink = &sink{}
+		if o.progress {
+			var shown uint64
+			dp.idle = func() {
+				if dp.sink.frames != shown {
+					shown = dp.sink.frames
+					fmt.Printf("progress frames=%d\n", shown)
+				}
+			}
+		}
+	}
 	dp.refill() // before attaching, so the first packets find frames
 	if err := st.Attach(ifc.Index); err != nil {
 		return err
@@ -186,8 +218,8 @@ func run(o options) error {
 	if sock.ZeroCopy() {
 		modeName = "zerocopy"
 	}
-	fmt.Printf("listening iface=%s ifindex=%d queue=%d port=%d addr=%s mode=%s frames=%d ring=%d batch=%d busy=%v\n",
-		o.iface, ifc.Index, o.queue, o.port, addr, modeName, u.NumFrames(), rs, o.batch, o.busy)
+	fmt.Printf("listening iface=%s ifindex=%d queue=%d port=%d addr=%s mode=%s frames=%d ring=%d batch=%d busy=%v sink=%v\n",
+		o.iface, ifc.Index, o.queue, o.port, addr, modeName, u.NumFrames(), rs, o.batch, o.busy, o.sink)
 
 	spin := o.spin
 	if o.busy {
@@ -199,6 +231,9 @@ func run(o options) error {
 	runtime.ReadMemStats(&after)
 
 	dp.st.write(os.Stdout)
+	if dp.sink != nil {
+		dp.sink.write(os.Stdout)
+	}
 	// Heap objects allocated by the whole process while the loop ran: the
 	// datapath itself allocates none, so this stays flat however many
 	// packets went through (the runtime and the signal goroutine account for

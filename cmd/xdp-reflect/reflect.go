@@ -55,50 +55,11 @@ type reflector struct {
 //
 // Datapath: it allocates nothing and never panics on any input.
 func (r *reflector) reflect(frame []byte) verdict {
-	if len(frame) < ethHeaderLen+ipv4MinHeader {
-		if len(frame) >= ethHeaderLen && binary.BigEndian.Uint16(frame[12:14]) != ethTypeIPv4 {
-			return verdictNotIPv4
-		}
-		return verdictMalformed
-	}
-	if binary.BigEndian.Uint16(frame[12:14]) != ethTypeIPv4 {
-		return verdictNotIPv4
+	v, udp := r.match(frame)
+	if v != verdictReflected {
+		return v
 	}
 	ip := frame[ethHeaderLen:]
-	if ip[0]>>4 != 4 {
-		return verdictMalformed
-	}
-	ihl := int(ip[0]&0x0f) * 4
-	if ihl < ipv4MinHeader || ihl > len(ip) {
-		return verdictMalformed
-	}
-	total := int(binary.BigEndian.Uint16(ip[2:4]))
-	if total < ihl || total > len(ip) {
-		return verdictMalformed
-	}
-	if ip[9] != protoUDP {
-		return verdictNotUDP
-	}
-	if binary.BigEndian.Uint16(ip[6:8])&0x3fff != 0 {
-		return verdictFragment
-	}
-	udp := ip[ihl:total]
-	if len(udp) < udpHeaderLen {
-		return verdictMalformed
-	}
-	if ulen := int(binary.BigEndian.Uint16(udp[4:6])); ulen < udpHeaderLen || ulen > len(udp) {
-		return verdictMalformed
-	}
-	dst := ip[16:20]
-	if dst[0]&0xf0 == 0xe0 || (dst[0] == 0xff && dst[1] == 0xff && dst[2] == 0xff && dst[3] == 0xff) {
-		return verdictNotUnicast
-	}
-	if r.matchAddr && [4]byte(dst) != r.addr {
-		return verdictWrongAddr
-	}
-	if binary.BigEndian.Uint16(udp[2:4]) != r.port {
-		return verdictWrongPort
-	}
 
 	var mac [6]byte
 	copy(mac[:], frame[0:6])
@@ -112,4 +73,56 @@ func (r *reflector) reflect(frame []byte) verdict {
 
 	udp[0], udp[1], udp[2], udp[3] = udp[2], udp[3], udp[0], udp[1]
 	return verdictReflected
+}
+
+// match validates frame as reflect does, without changing it: it returns
+// verdictReflected and the UDP datagram (header and payload, as long as
+// the IPv4 total length says) for a datagram to r's port, or the reason to
+// drop it. It allocates nothing and never panics on any input.
+func (r *reflector) match(frame []byte) (verdict, []byte) {
+	if len(frame) < ethHeaderLen+ipv4MinHeader {
+		if len(frame) >= ethHeaderLen && binary.BigEndian.Uint16(frame[12:14]) != ethTypeIPv4 {
+			return verdictNotIPv4, nil
+		}
+		return verdictMalformed, nil
+	}
+	if binary.BigEndian.Uint16(frame[12:14]) != ethTypeIPv4 {
+		return verdictNotIPv4, nil
+	}
+	ip := frame[ethHeaderLen:]
+	if ip[0]>>4 != 4 {
+		return verdictMalformed, nil
+	}
+	ihl := int(ip[0]&0x0f) * 4
+	if ihl < ipv4MinHeader || ihl > len(ip) {
+		return verdictMalformed, nil
+	}
+	total := int(binary.BigEndian.Uint16(ip[2:4]))
+	if total < ihl || total > len(ip) {
+		return verdictMalformed, nil
+	}
+	if ip[9] != protoUDP {
+		return verdictNotUDP, nil
+	}
+	if binary.BigEndian.Uint16(ip[6:8])&0x3fff != 0 {
+		return verdictFragment, nil
+	}
+	udp := ip[ihl:total]
+	if len(udp) < udpHeaderLen {
+		return verdictMalformed, nil
+	}
+	if ulen := int(binary.BigEndian.Uint16(udp[4:6])); ulen < udpHeaderLen || ulen > len(udp) {
+		return verdictMalformed, nil
+	}
+	dst := ip[16:20]
+	if dst[0]&0xf0 == 0xe0 || (dst[0] == 0xff && dst[1] == 0xff && dst[2] == 0xff && dst[3] == 0xff) {
+		return verdictNotUnicast, nil
+	}
+	if r.matchAddr && [4]byte(dst) != r.addr {
+		return verdictWrongAddr, nil
+	}
+	if binary.BigEndian.Uint16(udp[2:4]) != r.port {
+		return verdictWrongPort, nil
+	}
+	return verdictReflected, udp
 }

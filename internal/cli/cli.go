@@ -32,10 +32,14 @@ type FlagHelp struct {
 	Frames bool
 	// CPUProfile registers -cpuprofile.
 	CPUProfile bool
+	// Ops registers the operation flags -pcap, -metrics and -log-level
+	// (OpsFlags).
+	Ops bool
 }
 
 // LibOSFlags are the flags every libOS command shares: -iface, -prefix,
-// -mode, -gateway and -spin, and optionally -frames and -cpuprofile.
+// -mode, -gateway and -spin, and optionally -frames, -cpuprofile and the
+// operation flags (-pcap, -metrics, -log-level).
 type LibOSFlags struct {
 	Iface      string
 	Prefix     int
@@ -44,6 +48,7 @@ type LibOSFlags struct {
 	Frames     int
 	Spin       time.Duration
 	CPUProfile string
+	Ops        OpsFlags
 }
 
 // Register defines the flags on fs, with the defaults and help of h.
@@ -67,6 +72,9 @@ func (f *LibOSFlags) Register(fs *flag.FlagSet, h FlagHelp) {
 	}
 	if h.CPUProfile {
 		fs.StringVar(&f.CPUProfile, "cpuprofile", "", "write a CPU profile to this file")
+	}
+	if h.Ops {
+		f.Ops.Register(fs)
 	}
 }
 

@@ -259,6 +259,20 @@ func (p *Proc) Stop(t testing.TB, sig syscall.Signal, within time.Duration) erro
 	}
 }
 
+// Wait waits up to within for the process to exit on its own and returns
+// its exit status (nil for status 0, an *exec.ExitError otherwise). It
+// fails t if the process is still running after within.
+func (p *Proc) Wait(t testing.TB, within time.Duration) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(within):
+		t.Fatalf("%s still running after %v:\n%s", p.name, within, p.Output())
+		return nil
+	}
+}
+
 // Run runs cmd to its end and returns its stdout, its stderr and its exit
 // code. It fails t only if cmd cannot run at all.
 func Run(t testing.TB, cmd *exec.Cmd) (stdout []byte, stderr string, code int) {

@@ -22,6 +22,7 @@ import (
 // Node is what the wire drives: a stack.
 type Node interface {
 	Input(b nic.Buf)
+	EndBatch() // after the packets of one step
 	Tick()
 	NextDeadline() int64
 }
@@ -340,6 +341,9 @@ func (w *Wire) Step() bool {
 			w.nodes[p.to.idx].Input(b)
 		}
 		w.pool = append(w.pool, p.data)
+	}
+	for _, n := range w.nodes {
+		n.EndBatch()
 	}
 	for _, n := range w.nodes {
 		if d := n.NextDeadline(); d != 0 && d <= w.Clock.T {

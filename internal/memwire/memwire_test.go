@@ -15,6 +15,7 @@ func (s *sink) Input(b nic.Buf) {
 	s.got = append(s.got, append([]byte(nil), b.Bytes()...))
 	s.l.Release(b.Frame)
 }
+func (s *sink) EndBatch()           {}
 func (s *sink) Tick()               {}
 func (s *sink) NextDeadline() int64 { return 0 }
 

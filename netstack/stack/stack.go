@@ -193,6 +193,12 @@ func (s *Stack) MTU() int { return s.mtu }
 // Counters returns a snapshot of the stack's counters.
 func (s *Stack) Counters() Counters { return s.ctr }
 
+// EndBatch tells the stack that the frames received in this turn of the
+// event loop have all been handed to Input: TCP sends the ACKs it
+// deferred to the end of the batch (one per connection, for everything the
+// batch brought). Call it after each batch of Input calls.
+func (s *Stack) EndBatch() { s.tcp.EndBatch() }
+
 // Tick runs the timers that are due (ARP retries and expiry). It is cheap
 // when nothing is due; call it from the event loop whenever the clock may
 // have passed NextDeadline.

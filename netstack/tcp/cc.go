@@ -26,6 +26,11 @@ type CongestionControl interface {
 	// OnRecoveryExit reports that fast recovery ended (the recovery point
 	// was acknowledged).
 	OnRecoveryExit(now time.Duration)
+	// Undo reports that the last OnLoss was spurious (D-SACKs showed that
+	// every retransmission of the episode was a duplicate): the window
+	// goes back to what it was before that reduction, or stays where it
+	// is if it has grown past it.
+	Undo()
 	// CWND returns the congestion window.
 	CWND() uint32
 	// SSThresh returns the slow-start threshold.
@@ -69,6 +74,10 @@ func (o CCOptions) normalize() CCOptions {
 	return o
 }
 
-// slowStartIncrease is RFC 3465 appropriate byte counting in slow start with
-// L = 2: grow by the bytes acknowledged, at most 2*SMSS per ACK.
-func slowStartIncrease(acked, mss uint32) uint32 { return min(acked, 2*mss) }
+// slowStartIncrease is RFC 3465 appropriate byte counting in slow start:
+// grow by the bytes acknowledged. RFC 3465's limit of L*SMSS per ACK is left
+// out, as Linux leaves it out: the receiver acknowledges once per receive
+// batch (stretch ACKs, tcp.Proto.EndBatch, as Linux does behind GRO), and a
+// limit per ACK would slow slow start down for no gain (counting bytes
+// already defeats ACK division).
+func slowStartIncrease(acked, _ uint32) uint32 { return acked }

@@ -20,7 +20,8 @@ func TestInitialWindow(t *testing.T) {
 	}
 }
 
-// Both controllers share RFC 5681 slow start with RFC 3465 L=2.
+// Both controllers share RFC 5681 slow start with RFC 3465 byte counting,
+// without the per-ACK limit: a stretch ACK counts every byte it covers.
 func TestSlowStartABC(t *testing.T) {
 	for _, cc := range []CongestionControl{
 		NewNewReno(CCOptions{MSS: 1000, InitialWindow: 10000}),
@@ -30,12 +31,12 @@ func TestSlowStartABC(t *testing.T) {
 		if cc.CWND() != 10500 {
 			t.Fatalf("%T: ack 500 -> cwnd %d", cc, cc.CWND())
 		}
-		cc.OnAck(5000, 0, 0) // one stretch ACK: at most L*SMSS = 2000
-		if cc.CWND() != 12500 {
-			t.Fatalf("%T: stretch ack -> cwnd %d, want 12500", cc, cc.CWND())
+		cc.OnAck(5000, 0, 0) // one stretch ACK for five segments
+		if cc.CWND() != 15500 {
+			t.Fatalf("%T: stretch ack -> cwnd %d, want 15500", cc, cc.CWND())
 		}
 		cc.OnAck(0, 0, 0) // a pure duplicate changes nothing
-		if cc.CWND() != 12500 {
+		if cc.CWND() != 15500 {
 			t.Fatalf("%T: zero ack changed cwnd", cc)
 		}
 	}

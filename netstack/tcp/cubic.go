@@ -37,6 +37,8 @@ type Cubic struct {
 	afterRTO   bool // an RTO fired and no new data was acked since
 	rtoEpoch   bool // the next epoch is the first after an RTO (§4.8)
 	noFastConv bool
+	// Before the last OnLoss, for Undo.
+	undoCwnd, undoSS, undoWMax float64
 }
 
 var _ CongestionControl = (*Cubic)(nil)
@@ -50,8 +52,16 @@ type CubicOptions struct {
 
 // NewCubic returns a CUBIC controller configured by opts.
 func NewCubic(opts CubicOptions) *Cubic {
+	c := new(Cubic)
+	c.init(opts)
+	return c
+}
+
+// init makes c a new controller in place (an endpoint's own, without an
+// allocation).
+func (c *Cubic) init(opts CubicOptions) {
 	o := opts.CCOptions.normalize()
-	return &Cubic{
+	*c = Cubic{
 		mss:        float64(o.MSS),
 		cwnd:       float64(o.InitialWindow),
 		ssthresh:   float64(o.InitialSSThresh),
@@ -141,9 +151,20 @@ func (c *Cubic) OnLoss(flight uint32, _ time.Duration) {
 	if c.inRecovery {
 		return
 	}
+	c.undoCwnd, c.undoSS, c.undoWMax = c.cwnd, c.ssthresh, c.wMax
 	c.reduce(flight)
 	c.cwnd = c.ssthresh
 	c.inRecovery = true
+}
+
+// Undo implements CongestionControl: the window, the threshold and W_max
+// from before the reduction; a new epoch starts.
+func (c *Cubic) Undo() {
+	if c.undoCwnd > c.cwnd {
+		c.cwnd, c.wMax = c.undoCwnd, c.undoWMax
+		c.epochValid = false
+	}
+	c.ssthresh = max(c.ssthresh, c.undoSS)
 }
 
 // OnRTO implements CongestionControl (§4.8): ssthresh as for a loss, cwnd

@@ -69,14 +69,6 @@ type txSeg struct {
 
 func (s *txSeg) end() Seq { return s.seq.Add(uint32(s.b.Len)) }
 
-// oooSlot holds a frame whose payload sits (as one or more pieces) in the
-// reassembly queue; pieces counts those still queued, each owning one
-// reference on the frame.
-type oooSlot struct {
-	b      nic.Buf // payload view: Off at the segment's first octet
-	pieces int
-}
-
 // Endpoint is one TCP socket: a listener or a connection. It is created by
 // Proto.NewEndpoint (or by a listener for an incoming connection) and used
 // from the stack's goroutine only.
@@ -92,8 +84,12 @@ type Endpoint struct {
 	orphan  bool // closed by the application: no more events
 	err     error
 
-	deadline int64 // heap key: earliest timer
-	heapIdx  int
+	// The timer wheel (timer.go): the time the endpoint is armed for,
+	// its list links and its bucket.
+	deadline     int64
+	wNext, wPrev *Endpoint
+	wLvl         int8
+	wIdx         uint8
 
 	// Listener.
 	backlog int
@@ -120,59 +116,80 @@ type Endpoint struct {
 	tsRecentT int64
 
 	// Send side (RFC 9293 §3.3.1 names).
-	iss      Seq
-	sndUna   Seq
-	sndNxt   Seq
-	sndMax   Seq // highest sequence number sent + 1
-	sndSml   Seq // end of the last small segment sent (Nagle, Minshall)
-	rack     rackState
-	sndWnd   uint32
-	sndWl1   Seq
-	sndWl2   Seq
-	maxWnd   uint32
-	sq       []txSeg // ring
-	sqHead   int
-	sqN      int
-	sqBytes  int
-	finQ     bool // a FIN is queued after the data
-	finSeq   Seq  // valid when finQ
-	wantWr   bool // Send returned EAGAIN
-	sb       Scoreboard
-	cc       CongestionControl
-	rto      RTO
-	dupAcks  int
-	retries  int
-	rttSeq   Seq
-	rttT     int64
-	rttOn    bool
-	lastSnd  int64
-	probes   int
-	txStuck  bool // a send failed with EAGAIN: retry on the next tick
-	rtoAt    int64
-	persist  bool // rtoAt is the persist timer
-	delackAt int64
-	stateAt  int64 // TIME_WAIT, FIN_WAIT_2 orphan, SYN-RECEIVED expiry
-	keepAt   int64
+	iss     Seq
+	sndUna  Seq
+	sndNxt  Seq
+	sndMax  Seq // highest sequence number sent + 1
+	sndSml  Seq // end of the last small segment sent (Nagle, Minshall)
+	rack    rackState
+	sndWnd  uint32
+	sndWl1  Seq
+	sndWl2  Seq
+	maxWnd  uint32
+	sq      []txSeg // ring
+	sqHead  int
+	sqN     int
+	sqBytes int
+	finQ    bool // a FIN is queued after the data
+	finSeq  Seq  // valid when finQ
+	wantWr  bool // Send returned EAGAIN
+	sb      Scoreboard
+	cc      CongestionControl
+	cubic   Cubic // cc's storage when it is CUBIC (the default)
+	rto     RTO
+	dupAcks int
+	retries int
+	// Undoing a spurious fast recovery (RFC 2883 §4.3; Linux's
+	// undo_retrans): the segments it retransmitted (their first octets;
+	// an episode with more than undoMax is not undone) and how many of
+	// them no D-SACK has shown needless yet.
+	undoSeq     [undoMax]Seq
+	undoN       int8
+	undoRetrans int8
+	undoOn      bool
+	rttSeq      Seq
+	rttT        int64
+	rttOn       bool
+	lastSnd     int64
+	probes      int
+	txStuck     bool // a send failed with EAGAIN: retry on the next tick
+	rtoAt       int64
+	persist     bool // rtoAt is the persist timer
+	delackAt    int64
+	stateAt     int64 // TIME_WAIT, FIN_WAIT_2 orphan, SYN-RECEIVED expiry
+	keepAt      int64
 
 	// Receive side.
-	irs       Seq
-	rcvNxt    Seq
-	rcvAdv    Seq       // right edge of the window we advertised
-	rq        []nic.Buf // ring of in-order payload for the application
-	rqHead    int
-	rqN       int
-	rqBytes   int
-	reasm     Reassembler
-	ooo       [ReasmCapacity]oooSlot
-	oooBytes  int
+	irs     Seq
+	rcvNxt  Seq
+	rcvAdv  Seq       // right edge of the window we advertised
+	rq      []nic.Buf // ring of in-order payload for the application
+	rqHead  int
+	rqN     int
+	rqBytes int
+	// reasm is the out-of-order queue; each piece's handle is a view of
+	// its segment's payload (Off at the segment's first octet) and owns
+	// one reference on the frame.
+	reasm     Reassembler[nic.Buf]
 	finRcvd   bool // the peer's FIN was received in order
 	finPend   bool // a FIN arrived out of order, at finAt
 	finAt     Seq
 	ackNow    bool
-	unacked   int // payload bytes received since the last ACK
+	ackQueued bool      // in Proto.ackList: an ACK goes at the end of the receive batch
+	dsack     SACKBlock // a duplicate to report in the next ACK (RFC 2883), if Start != End
+	unacked   int       // payload bytes received since the last ACK
 	lastRcv   int64
 	eofSeen   bool
 	lastAckTx Seq // RCV.NXT in the last ACK sent (RFC 7323 TS.Recent rule)
+
+	// Frame budget (budget.go): frames held by the send queue and by the
+	// receive and out-of-order queues; the holder list.
+	sndFrames, rcvFrames   int
+	sndSpilled, rcvSpilled int // queued segments whose bytes were spilled out of frames
+	holding                bool
+	hNext, hPrev           *Endpoint
+	rcvStuck               bool // Recv found spilled data and no frame to copy it into
+	spillWait              bool // a spilled segment waits for a frame to be sent from
 
 	scratch [MaxOptionsLen]byte
 	ctr     EndpointCounters
@@ -186,7 +203,8 @@ const (
 
 // NewEndpoint returns a closed, unbound endpoint.
 func (p *Proto) NewEndpoint(cookie uint64) *Endpoint {
-	e := &Endpoint{Cookie: cookie, p: p, heapIdx: -1}
+	e := &Endpoint{Cookie: cookie, p: p}
+	e.reasm.pool = &p.rpool
 	e.t.LocalAddr = p.net.LocalAddr()
 	return e
 }
@@ -200,6 +218,23 @@ func (e *Endpoint) Err() error { return e.err }
 
 // Counters returns the endpoint's counters.
 func (e *Endpoint) Counters() EndpointCounters { return e.ctr }
+
+// EndpointInfo is the sender's state of a connection, what Linux's TCP_INFO
+// reports of it.
+type EndpointInfo struct {
+	CWND, SSThresh uint32        // congestion window and slow-start threshold, bytes
+	SRTT, RTO      time.Duration // smoothed RTT and retransmission timeout
+	SndMSS         int           // payload bytes of a full segment
+}
+
+// Info returns the connection's sender state (zero before the handshake).
+func (e *Endpoint) Info() EndpointInfo {
+	i := EndpointInfo{SRTT: e.rto.SRTT(), RTO: e.rto.Current(), SndMSS: int(e.sndMSS)}
+	if e.cc != nil {
+		i.CWND, i.SSThresh = e.cc.CWND(), e.cc.SSThresh()
+	}
+	return i
+}
 
 // LocalAddr returns the bound address (invalid if unbound).
 func (e *Endpoint) LocalAddr() netip.AddrPort {
@@ -361,17 +396,17 @@ func (e *Endpoint) Connect(remote netip.AddrPort) error {
 		port := p.ephemeral()
 		for i := 0; port != 0 && i < 64; i++ {
 			t.LocalPort = port
-			if p.conns[t] == nil {
+			if p.conns[t] == nil && p.tw.m[t] == nil {
 				break
 			}
 			port = p.ephemeral()
 		}
-		if port == 0 || p.conns[t] != nil {
+		if port == 0 || p.conns[t] != nil || p.tw.m[t] != nil {
 			return unix.EADDRNOTAVAIL
 		}
 		e.t.LocalPort, e.bound = port, true
 		p.ports[port] = e
-	} else if p.conns[t] != nil {
+	} else if p.conns[t] != nil || p.tw.m[t] != nil {
 		return unix.EADDRNOTAVAIL
 	}
 	e.t = t
@@ -430,9 +465,10 @@ func (e *Endpoint) negotiate(o *Options, cookie bool) {
 	if e.p.cfg.CC == CCNewReno {
 		e.cc = NewNewReno(co)
 	} else {
-		e.cc = NewCubic(CubicOptions{CCOptions: co})
+		e.cubic.init(CubicOptions{CCOptions: co})
+		e.cc = &e.cubic
 	}
-	e.sb = *NewScoreboard(ScoreboardOptions{SMSS: mss}, e.iss.Add(1))
+	e.sb.init(ScoreboardOptions{SMSS: mss}, e.iss.Add(1))
 }
 
 // Send queues bufs (each the payload of one frame, with at least Headroom
@@ -446,8 +482,9 @@ func (e *Endpoint) negotiate(o *Options, cookie bool) {
 //
 // Errors: EINVAL (no buffer, an empty one, too little headroom), ENOTCONN
 // (not established), EPIPE (after Shutdown or Close, or the connection
-// failed: Err says why), EAGAIN (the send buffer is full: EventWritable
-// follows), ENOBUFS (no frame for the excess of a long buffer).
+// failed: Err says why), EAGAIN (the send buffer, in bytes or in its share
+// of frames, is full: EventWritable follows), ENOBUFS (no frame for the
+// excess of a long buffer).
 //
 //demixdp:hotpath — allocates nothing in steady state.
 func (e *Endpoint) Send(bufs []nic.Buf, tag uint64) error {
@@ -478,6 +515,11 @@ func (e *Endpoint) Send(bufs []nic.Buf, tag uint64) error {
 		segs += (b.Len + mss - 1) / mss
 	}
 	if (e.sqBytes > 0 && e.sqBytes+total > e.p.cfg.SndBuf) || e.sqN+segs > maxSQ {
+		e.wantWr = true
+		return unix.EAGAIN
+	}
+	if e.sndFull(segs) {
+		e.p.ctr.SndShareFull++
 		e.wantWr = true
 		return unix.EAGAIN
 	}
@@ -514,6 +556,7 @@ func (e *Endpoint) Send(bufs []nic.Buf, tag uint64) error {
 	}
 	e.sqAt(e.sqN - 1).tag = tag
 	e.output()
+	e.p.pressure()
 	return nil
 }
 
@@ -533,35 +576,56 @@ func (e *Endpoint) growSQ(n int) {
 	for c < n {
 		c *= 2
 	}
-	q := make([]txSeg, c)
+	q := e.p.sqPool.get(c)
 	for i := 0; i < e.sqN; i++ {
 		q[i] = *e.sqAt(i)
 	}
+	e.p.sqPool.put(e.sq)
 	e.sq, e.sqHead = q, 0
+}
+
+// sqEmptied gives an empty send queue's array back to the pool: an idle
+// connection holds no queue memory.
+func (e *Endpoint) sqEmptied() {
+	if e.sqN == 0 && e.sq != nil {
+		e.p.sqPool.put(e.sq)
+		e.sq, e.sqHead = nil, 0
+	}
 }
 
 func (e *Endpoint) pushSQ(s txSeg) {
 	*e.sqAt(e.sqN) = s
 	e.sqN++
 	e.sqBytes += s.b.Len
+	e.hold(1, true)
+}
+
+// dropSQ releases segment s's frame (if it still has one).
+func (e *Endpoint) dropSQ(s *txSeg) {
+	if s.b.Frame != noFrame {
+		e.p.link.Release(s.b.Frame)
+		e.hold(-1, true)
+	} else {
+		e.sndSpilled--
+	}
+	e.sqBytes -= s.b.Len
 }
 
 // unwindSQ drops the segments from index start on (a failed Send).
 func (e *Endpoint) unwindSQ(start int) {
 	for e.sqN > start {
 		s := e.sqAt(e.sqN - 1)
-		e.p.link.Release(s.b.Frame)
-		e.sqBytes -= s.b.Len
+		e.dropSQ(s)
 		*s = txSeg{}
 		e.sqN--
 	}
+	e.sqEmptied()
 }
 
 // popSQ releases the head segment (fully acknowledged or dropped).
 func (e *Endpoint) popSQ(err error, notify bool) {
 	s := e.sqAt(0)
-	e.p.link.Release(s.b.Frame)
-	e.sqBytes -= s.b.Len
+	e.dropSQ(s)
 	tag := s.tag
 	*s = txSeg{}
 	e.sqHead++
@@ -569,6 +633,7 @@ func (e *Endpoint) popSQ(err error, notify bool) {
 		e.sqHead = 0
 	}
 	e.sqN--
+	e.sqEmptied()
 	if tag != 0 && notify {
 		e.p.note.Done(tag, err)
 	}
@@ -580,6 +645,11 @@ func (e *Endpoint) popSQ(err error, notify bool) {
 // is queued yet, ENOTCONN before the connection is established, and the
 // connection's error (ECONNRESET, ETIMEDOUT) once it failed and the queue
 // is empty.
+//
+// Data that was spilled out of its frames under frame pressure (budget.go)
+// is copied back into a fresh frame here; while frames are scarce that
+// waits, Recv returns EAGAIN with data still queued, and EventReadable
+// follows once it can go on.
 //
 //demixdp:hotpath — allocates nothing.
 func (e *Endpoint) Recv() (nic.Buf, error) {
@@ -596,15 +666,47 @@ func (e *Endpoint) Recv() (nic.Buf, error) {
 		return nic.Buf{}, unix.EAGAIN
 	}
 	b := e.rq[e.rqHead]
+	if b.Frame == noFrame {
+		nb, ok := e.p.unspill(&b)
+		if !ok {
+			e.rcvStuck = true
+			e.schedule()
+			return nic.Buf{}, unix.EAGAIN
+		}
+		b = nb
+		e.rcvSpilled--
+	} else {
+		e.hold(-1, false)
+	}
+	e.popRQ()
+	e.windowUpdate()
+	return b, nil
+}
+
+// rqAt returns receive-queue entry i (0 is the next for Recv).
+func (e *Endpoint) rqAt(i int) *nic.Buf {
+	i += e.rqHead
+	if i >= len(e.rq) {
+		i -= len(e.rq)
+	}
+	return &e.rq[i]
+}
+
+// popRQ removes the head of the receive queue; the caller took or dropped
+// its frame.
+func (e *Endpoint) popRQ() {
+	e.rqBytes -= e.rq[e.rqHead].Len
 	e.rq[e.rqHead] = nic.Buf{}
 	e.rqHead++
 	if e.rqHead == len(e.rq) {
 		e.rqHead = 0
 	}
 	e.rqN--
-	e.rqBytes -= b.Len
-	e.windowUpdate()
-	return b, nil
+	if e.rqN == 0 {
+		// An idle connection holds no queue memory (pool.go).
+		e.p.rqPool.put(e.rq)
+		e.rq, e.rqHead = nil, 0
+	}
 }
 
 // Readable returns the number of in-order bytes queued for Recv.
@@ -675,6 +777,9 @@ func (e *Endpoint) Close() {
 	}
 	e.releaseRQ()
 	switch e.state {
+	case StateTimeWait:
+		e.toTimeWait()
+		return
 	case StateSynRcvd, StateEstablished:
 		e.state = StateFinWait1
 		e.queueFin()
@@ -710,8 +815,13 @@ func (e *Endpoint) reset() {
 
 func (e *Endpoint) releaseRQ() {
 	for e.rqN > 0 {
-		b, _ := e.Recv()
-		e.p.link.Release(b.Frame)
+		if b := &e.rq[e.rqHead]; b.Frame != noFrame {
+			e.p.link.Release(b.Frame)
+			e.hold(-1, false)
+		} else {
+			e.rcvSpilled--
+		}
+		e.popRQ()
 	}
 }
 
@@ -719,14 +829,14 @@ func (e *Endpoint) releaseRQ() {
 // SACKed is thereby reneged on (RFC 2018 §8 allows it): the peer resends
 // it after its retransmission timeout.
 func (e *Endpoint) pruneOOO() {
-	for i := range e.ooo {
-		s := &e.ooo[i]
-		for ; s.pieces > 0; s.pieces-- {
-			e.p.link.Release(s.b.Frame)
-		}
+	n := e.reasm.Len()
+	for i := 0; i < n; i++ {
+		e.p.link.Release(e.reasm.At(i).Handle.Frame)
+	}
+	if n > 0 {
+		e.hold(-n, false)
 	}
 	e.reasm.Reset(e.rcvNxt)
-	e.oooBytes = 0
 }
 
 // destroy frees every resource of the endpoint and takes it out of every

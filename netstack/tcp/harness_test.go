@@ -88,6 +88,11 @@ type pair struct {
 }
 
 func newPair(t testing.TB, wc memwire.Config, cfg tcp.Config) *pair {
+	if cfg.Frames == 0 {
+		// Frame budgets on, as the libOS has them: the wire's frames
+		// (8192 by default) less a margin for control segments.
+		cfg.Frames = max(wc.Frames, 8192) - 256
+	}
 	w := memwire.New(wc)
 	p := &pair{t: t, w: w}
 	p.a = newHost(t, w.A, &w.Clock, addrA, cfg)

@@ -174,6 +174,11 @@ func (e *Endpoint) input(seg *segment) bool {
 	if !ok {
 		p.ctr.OutOfWindow++
 		if !f.Has(FlagRST) {
+			if seg.b.Len > 0 && seg.seq.Add(uint32(seg.b.Len)).LessEq(e.rcvNxt) {
+				// Data we had already: the peer retransmitted it in
+				// vain. Say so (RFC 2883), so it can undo.
+				e.reportDup(seg.seq, seg.seq.Add(uint32(seg.b.Len)))
+			}
 			e.sendAck()
 		}
 		return false
@@ -434,7 +439,7 @@ func (e *Endpoint) processAck(seg *segment, now int64) {
 			e.rackDrop(s)
 			e.popSQ(nil, !e.orphan)
 		}
-		if e.wantWr && e.sqBytes < p.cfg.SndBuf/2 {
+		if e.wantWr && e.sndRoomy() {
 			e.wantWr = false
 			e.notify(EventWritable)
 		}
@@ -488,6 +493,7 @@ func (e *Endpoint) processAck(seg *segment, now int64) {
 		// RACK (rack.go) decides what is lost, on every ACK.
 		if dsack {
 			e.rackOnDSACK()
+			e.undoOnDSACK(blocks[0], now)
 		}
 		e.rackDetect(now)
 		e.tlpOnAck(ack, dsack, now)
@@ -510,6 +516,7 @@ func (e *Endpoint) enterRecovery(now int64) {
 	e.ctr.FastRecoveries++
 	flight := e.sndUna.Size(e.sndMax)
 	e.cc.OnLoss(flight, time.Duration(now))
+	e.undoN, e.undoRetrans, e.undoOn = 0, 0, true
 	e.sb.EnterRecovery()
 	e.rack.tlpAt = 0
 	if !e.sackOK {
@@ -517,6 +524,52 @@ func (e *Endpoint) enterRecovery(now int64) {
 		e.retransmitHead()
 	}
 	e.rtoAt = now + int64(e.rto.Current())
+}
+
+// undoMax bounds the retransmissions of a fast recovery that can be
+// undone: one with more was not a little reordering.
+const undoMax = 16
+
+// undoOnRetransmit records a retransmission of the current recovery.
+func (e *Endpoint) undoOnRetransmit(seq Seq) {
+	if int(e.undoN) == undoMax {
+		e.undoOn = false
+		return
+	}
+	e.undoSeq[e.undoN] = seq
+	e.undoN++
+	e.undoRetrans++
+}
+
+// undoOnDSACK counts a D-SACK that reports one of the last fast recovery's
+// retransmissions as a duplicate: once every one of them has been, the
+// losses were not losses (reordering, a late ACK) and the window comes
+// back (Linux's tcp_try_undo_dsack). A D-SACK of anything else (a
+// duplicate the network made of an original) does not count.
+func (e *Endpoint) undoOnDSACK(b SACKBlock, now int64) {
+	if !e.undoOn || e.undoRetrans <= 0 {
+		return
+	}
+	for i := 0; i < int(e.undoN); i++ {
+		if e.undoSeq[i] == b.Start {
+			e.undoSeq[i] = e.undoSeq[e.undoN-1]
+			e.undoN--
+			e.undoRetrans--
+			break
+		}
+	}
+	if e.undoRetrans == 0 && e.undoN == 0 {
+		e.undoOn = false
+		if e.sb.InRecovery() {
+			// Back to the open state, as Linux goes: a real loss found
+			// later is a new episode, with its own reduction.
+			e.sb.ExitRecovery()
+			e.cc.OnRecoveryExit(time.Duration(now))
+			e.rackOnRecoveryExit()
+		}
+		e.cc.Undo()
+		e.p.ctr.SpuriousRecoveries++
+	}
 }
 
 // retransmitHead resends the segment at SND.UNA (or the FIN).
@@ -547,6 +600,10 @@ func (e *Endpoint) receive(seg *segment, now int64) bool {
 		if d >= n {
 			d = n
 		}
+		if d > 0 {
+			e.reportDup(seq, seq.Add(d))
+			e.ackNow = true
+		}
 		seg.b.TrimFront(int(d))
 		n -= d
 		seq = seq.Add(d)
@@ -558,13 +615,17 @@ func (e *Endpoint) receive(seg *segment, now int64) bool {
 		seg.b.Len = int(n)
 		fin = false
 	}
-	if n > 0 && p.link.Scarce() {
-		// Free frames are running out: keep none of this payload (its
-		// ACK was processed, so send queues keep draining) and let the
-		// peer resend it; a FIN behind it waits for the resend too. The
-		// out-of-order queue goes as well, as Linux prunes it under
-		// memory pressure: its frames could only come back once the gap
-		// is filled, and the data that fills it is what we now refuse.
+	if n > 0 && p.scarce() && (seq != e.rcvNxt || e.rcvFrames >= budgetFloor) {
+		// Free frames are running out even after reclaiming
+		// (budget.go): unless this is the next in-order segment of a
+		// connection holding less than the floor (one holding nothing
+		// always gets its segment at RCV.NXT), keep none of this
+		// payload (its ACK was processed, so send queues keep draining)
+		// and let the peer resend it; a FIN behind it waits for the
+		// resend too. The out-of-order queue goes as well, as Linux
+		// prunes it under memory pressure: its frames could only come
+		// back once the gap is filled, and the data that fills it is
+		// what we now refuse.
 		p.ctr.RcvPressureDrops++
 		if e.reasm.Len() > 0 {
 			p.ctr.OOOPruned++
@@ -616,9 +677,16 @@ func (e *Endpoint) receive(seg *segment, now int64) bool {
 		e.notify(EventReadable)
 	}
 	if !e.ackNow {
-		if e.unacked >= 2*int(e.sndMSS) {
+		switch {
+		case e.unacked >= maxStretch:
 			e.ackNow = true
-		} else if e.delackAt == 0 {
+		case e.unacked >= 2*int(e.sndMSS):
+			// RFC 5681 wants an ACK for every second full segment; it
+			// goes at the end of the receive batch (EndBatch), one for
+			// all the batch brought, as Linux acknowledges behind GRO.
+			e.deferAck()
+		}
+		if !e.ackNow && e.delackAt == 0 {
 			e.delackAt = now + int64(p.cfg.DelayedACK)
 		}
 	}
@@ -626,34 +694,26 @@ func (e *Endpoint) receive(seg *segment, now int64) bool {
 }
 
 // insertOOO queues an out-of-order (or gap-filling) segment and moves what
-// became in-order to the receive queue.
+// became in-order to the receive queue. Each stored piece owns a
+// reference on the frame (the caller's, and one more for each further
+// piece).
 func (e *Endpoint) insertOOO(b nic.Buf, seq Seq, n uint32) bool {
 	p := e.p
-	slot := -1
-	for i := range e.ooo {
-		if e.ooo[i].pieces == 0 {
-			slot = i
-			break
-		}
-	}
-	if slot < 0 {
-		p.ctr.OOODropped++
-		return false
-	}
-	stored, err := e.reasm.Insert(seq, n, uint64(slot))
+	stored, err := e.reasm.Insert(seq, n, b)
 	if err != nil || stored == 0 {
 		if err != nil {
 			p.ctr.OOODropped++
+		} else if n > 0 {
+			e.reportDup(seq, seq.Add(n)) // all of it was queued already
 		}
 		e.drainOOO()
 		return false
 	}
 	p.ctr.OOOQueued++
-	e.ooo[slot] = oooSlot{b: b, pieces: stored}
 	for i := 1; i < stored; i++ {
 		p.link.Ref(b.Frame)
 	}
-	e.oooBytes += int(n)
+	e.hold(stored, false)
 	e.drainOOO()
 	return true
 }
@@ -665,12 +725,10 @@ func (e *Endpoint) drainOOO() {
 		if !ok {
 			break
 		}
-		s := &e.ooo[pc.Handle]
-		b := s.b
+		b := pc.Handle
 		b.Off += int(pc.Off)
 		b.Len = int(pc.Len)
-		s.pieces--
-		e.oooBytes -= int(pc.Len)
+		e.hold(-1, false)
 		e.rcvNxt = pc.Seq.Add(pc.Len)
 		if e.rqN >= maxRQ {
 			// Cannot happen while the window accounts the queue; drop
@@ -681,13 +739,12 @@ func (e *Endpoint) drainOOO() {
 		}
 		e.pushRQ(b)
 	}
-	e.oooBytes = max(e.oooBytes, 0)
 }
 
 func (e *Endpoint) pushRQ(b nic.Buf) {
 	if e.rqN == len(e.rq) {
 		c := max(len(e.rq)*2, initialQ)
-		q := make([]nic.Buf, c)
+		q := e.p.rqPool.get(c)
 		for i := 0; i < e.rqN; i++ {
 			j := e.rqHead + i
 			if j >= len(e.rq) {
@@ -695,6 +752,7 @@ func (e *Endpoint) pushRQ(b nic.Buf) {
 			}
 			q[i] = e.rq[j]
 		}
+		e.p.rqPool.put(e.rq)
 		e.rq, e.rqHead = q, 0
 	}
 	i := e.rqHead + e.rqN
@@ -704,6 +762,7 @@ func (e *Endpoint) pushRQ(b nic.Buf) {
 	e.rq[i] = b
 	e.rqN++
 	e.rqBytes += b.Len
+	e.hold(1, false)
 	e.ctr.BytesRcvd += uint64(b.Len)
 	if e.rqN == 1 {
 		e.notify(EventReadable)

@@ -3,13 +3,14 @@ package tcp
 import "time"
 
 // NewReno is RFC 5681 congestion control with RFC 3465 appropriate byte
-// counting: slow start grows cwnd by the bytes acked (at most 2*SMSS per
-// ACK) and congestion avoidance by one SMSS per cwnd of bytes acked. On
+// counting: slow start grows cwnd by the bytes acked and congestion
+// avoidance by one SMSS per cwnd of bytes acked. On
 // loss ssthresh = max(FlightSize/2, 2*SMSS) (RFC 5681 equation 4); after an
 // RTO cwnd is one SMSS (the loss window). It implements CongestionControl.
 type NewReno struct {
 	mss, cwnd, ssthresh uint32
 	acc                 uint32 // bytes acked in congestion avoidance, RFC 3465 bytes_acked
+	undoCwnd, undoSS    uint32 // before the last OnLoss
 	inRecovery          bool
 	afterRTO            bool // an RTO fired and no new data was acked since
 }
@@ -36,7 +37,7 @@ func (r *NewReno) OnAck(acked uint32, _, _ time.Duration) {
 		return
 	}
 	r.acc += min(acked, maxWindow)
-	if r.acc >= r.cwnd {
+	for r.acc >= r.cwnd && r.cwnd < maxWindow { // a stretch ACK may cover more than a window
 		r.acc -= r.cwnd
 		r.cwnd = min(r.cwnd+r.mss, maxWindow)
 	}
@@ -50,10 +51,17 @@ func (r *NewReno) OnLoss(flight uint32, _ time.Duration) {
 	if r.inRecovery {
 		return
 	}
+	r.undoCwnd, r.undoSS = r.cwnd, r.ssthresh
 	r.ssthresh = r.lossThreshold(flight)
 	r.cwnd = r.ssthresh
 	r.acc = 0
 	r.inRecovery = true
+}
+
+// Undo implements CongestionControl.
+func (r *NewReno) Undo() {
+	r.cwnd = max(r.cwnd, r.undoCwnd)
+	r.ssthresh = max(r.ssthresh, r.undoSS)
 }
 
 // OnRTO implements CongestionControl.

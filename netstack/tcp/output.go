@@ -10,6 +10,10 @@ import (
 // txRetry is how soon a send that found the link busy is retried.
 const txRetry = int64(100 * time.Microsecond)
 
+// spillRetry is how soon spilled data that found no frame to be copied
+// into (frames scarce) is tried again.
+const spillRetry = int64(time.Millisecond)
+
 // rcvWnd is RCV.WND: what is left of the window we advertised.
 func (e *Endpoint) rcvWnd() uint32 {
 	if e.rcvAdv.GreaterThan(e.rcvNxt) {
@@ -18,9 +22,25 @@ func (e *Endpoint) rcvWnd() uint32 {
 	return 0
 }
 
-// free is the receive buffer space not held by queued data.
+// free is the receive buffer space not held by queued data: the bytes of
+// RcvBuf left, and with frame budgets no more than the frames left of the
+// connection's share can carry (budget.go).
 func (e *Endpoint) free() uint32 {
-	return uint32(max(e.p.cfg.RcvBuf-e.rqBytes-e.oooBytes, 0))
+	f := max(e.p.cfg.RcvBuf-e.rqBytes-int(e.reasm.Bytes()), 0)
+	if room := e.rcvRoomFrames(); room >= 0 && room*e.rcvSegBytes() < f {
+		f = room * e.rcvSegBytes()
+		e.p.ctr.RcvShareLimited++
+	}
+	return uint32(f)
+}
+
+// rcvSegBytes is the most payload one received segment, and so one frame,
+// carries.
+func (e *Endpoint) rcvSegBytes() int {
+	if e.tsOK {
+		return int(e.rcvMSS) - 12
+	}
+	return int(e.rcvMSS)
 }
 
 // newEdge is the right window edge we could advertise now, with receiver
@@ -43,18 +63,36 @@ func (e *Endpoint) windowField() uint16 {
 }
 
 // windowUpdate sends an ACK after the application freed receive space, if
-// the window grows enough to matter.
+// the window grew enough to matter: as Linux decides (tcp_cleanup_rbuf),
+// when what the peer may still send has fallen to half the most we ever
+// offer or less, and the window we can offer now is at least twice that.
+// A window update for every segment read would double the ACKs of a bulk
+// transfer, and every ACK is a transmission (on a copy-mode link, a copy
+// into an skb) for both ends; the ACKs that data calls for carry the
+// window anyway.
 func (e *Endpoint) windowUpdate() {
 	switch e.state {
 	case StateEstablished, StateFinWait1, StateFinWait2:
 	default:
 		return
 	}
-	cur := MaxSeq(e.rcvAdv, e.rcvNxt)
-	edge := e.newEdge()
-	if edge.GreaterThan(cur) && (cur.Size(edge) >= min(uint32(e.p.cfg.RcvBuf/2), 2*e.rcvMSS) || e.rcvWnd() < e.rcvMSS) {
+	now := e.rcvWnd()
+	if 2*now > e.windowClamp() {
+		return
+	}
+	if w := e.rcvNxt.Size(e.newEdge()); w > 0 && w >= 2*now {
 		e.sendAck()
 	}
+}
+
+// windowClamp is the largest window the connection offers: RcvBuf, or what
+// its share of frames carries when frame budgets are on.
+func (e *Endpoint) windowClamp() uint32 {
+	c := e.p.cfg.RcvBuf
+	if b := &e.p.bud; b.frames > 0 {
+		c = min(c, b.share*e.rcvSegBytes())
+	}
+	return uint32(c)
 }
 
 // writeHeader prepends the TCP header with its options to the payload in
@@ -86,14 +124,22 @@ func (e *Endpoint) writeHeader(b *nic.Buf, seq Seq, flags Flags) bool {
 		if e.tsOK {
 			o.HasTS, o.TSVal, o.TSEcr = true, tsClock(now), e.tsRecent
 		}
-		if e.sackOK && e.reasm.Len() > 0 {
-			// As many blocks as fit beside the payload within the MTU.
+		if e.sackOK && (e.reasm.Len() > 0 || e.dsack.Start != e.dsack.End) {
+			// As many blocks as fit beside the payload within the MTU,
+			// a D-SACK block first (RFC 2883 §4).
 			room := e.p.net.MTU() - 40 - b.Len
 			if e.tsOK {
 				room -= 12
 			}
 			if n := min((room-4)/8, MaxSACKBlocks); n > 0 {
-				o.NumSACK = e.reasm.SACKBlocks(o.SACK[:n])
+				k := 0
+				if e.dsack.Start != e.dsack.End {
+					o.SACK[0] = e.dsack
+					e.dsack = SACKBlock{}
+					e.p.ctr.DSACKsOut++
+					k = 1
+				}
+				o.NumSACK = k + e.reasm.SACKBlocks(o.SACK[k:n])
 			}
 		}
 		win = e.windowField()
@@ -151,6 +197,28 @@ func (e *Endpoint) sendSyn(synack bool) error {
 	return e.sendCtl(e.iss, f)
 }
 
+// maxStretch is the most in-order payload a connection receives before it
+// acknowledges at once, even within a receive batch: about what GRO merges
+// on Linux.
+const maxStretch = 64 << 10
+
+// deferAck asks for an ACK at the end of the receive batch.
+func (e *Endpoint) deferAck() {
+	if !e.ackQueued {
+		e.ackQueued = true
+		e.p.ackList = append(e.p.ackList, e)
+	}
+}
+
+// reportDup records [start, end) as duplicate data received, for the
+// D-SACK block of the next ACK (RFC 2883), which goes at once.
+func (e *Endpoint) reportDup(start, end Seq) {
+	if e.sackOK {
+		e.dsack = SACKBlock{Start: start, End: end}
+		e.ackNow = true
+	}
+}
+
 // sendAck sends a pure ACK now.
 func (e *Endpoint) sendAck() {
 	if !e.inTable || e.state < StateSynRcvd {
@@ -180,7 +248,17 @@ func (e *Endpoint) xmit(i int, rexmit bool) error {
 	p := e.p
 	s := e.sqAt(i)
 	b := s.b
-	if p.link.Busy(b.Frame) {
+	if b.Frame == noFrame {
+		// Spilled under frame pressure: send from a copy in a fresh
+		// frame, which the link keeps until the transmission completes.
+		nb, ok := p.unspill(&s.b)
+		if !ok {
+			e.spillWait = true
+			return unix.EAGAIN
+		}
+		defer p.link.Release(nb.Frame)
+		b = nb
+	} else if p.link.Busy(b.Frame) {
 		// Its previous transmission has not completed: rewriting the
 		// headers now could change bytes a zero-copy NIC is reading.
 		e.txStuck = true
@@ -206,6 +284,9 @@ func (e *Endpoint) xmit(i int, rexmit bool) error {
 		s.rexmit = true
 		p.ctr.Retransmits++
 		e.ctr.Retransmits++
+		if e.undoOn {
+			e.undoOnRetransmit(s.seq)
+		}
 		e.rttOn = false // Karn
 	} else {
 		e.ctr.BytesSent += uint64(s.b.Len)
@@ -405,10 +486,10 @@ func (e *Endpoint) output() {
 	e.schedule()
 }
 
-// schedule puts the endpoint in the timer heap at its earliest timer. A
-// later deadline than the one in the heap is left for the heap entry to
-// find (it re-schedules when it fires early), so per-segment timer moves
-// cost nothing.
+// schedule puts the endpoint in the timer wheel at its earliest timer. A
+// later deadline than the one armed is left for the armed entry to find
+// (it re-schedules when it fires early), so per-segment timer moves cost
+// nothing.
 func (e *Endpoint) schedule() {
 	d := int64(0)
 	for _, t := range [...]int64{e.rtoAt, e.delackAt, e.stateAt, e.keepAt, e.rack.reoAt, e.rack.tlpAt} {
@@ -420,11 +501,15 @@ func (e *Endpoint) schedule() {
 		if r := e.p.now() + txRetry; d == 0 || r < d {
 			d = r
 		}
+	} else if e.spillWait || e.rcvStuck {
+		if r := e.p.now() + spillRetry; d == 0 || r < d {
+			d = r
+		}
 	}
 	if d == 0 || !e.inTable {
 		return
 	}
-	if e.heapIdx < 0 || d < e.deadline {
+	if !e.armed() || d < e.deadline {
 		e.p.timers.set(e, d)
 	}
 }
@@ -446,8 +531,13 @@ func (e *Endpoint) onTimer(now int64) {
 			e.sendAck()
 		}
 	}
-	if e.txStuck {
+	if e.txStuck || e.spillWait {
+		e.spillWait = false
 		e.output()
+	}
+	if e.rcvStuck && !p.link.Scarce() {
+		e.rcvStuck = false
+		e.notify(EventReadable)
 	}
 	if r := &e.rack; r.reoAt != 0 && now >= r.reoAt {
 		// RACK reordering timer (RFC 8985 §6.3): the window has passed.
@@ -554,6 +644,7 @@ func (e *Endpoint) onRTO(now int64) {
 	}
 	p.ctr.RTOs++
 	e.ctr.RTOs++
+	e.undoOn = false // an RTO is not undone
 	e.cc.OnRTO(e.sndUna.Size(e.sndMax), time.Duration(now))
 	e.rto.Backoff()
 	e.sb.Reset(e.sndUna)

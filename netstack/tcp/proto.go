@@ -85,6 +85,7 @@ type Config struct {
 	RTO           RTOOptions
 	CC            CCAlgorithm
 	MaxSynBacklog int // half-open connections per listener before SYN cookies; 256
+	MaxTimeWait   int // closed connections kept in TIME-WAIT (timewait.go); past it they skip it; 262144
 	KeepIdle      time.Duration
 	KeepInterval  time.Duration
 	KeepCount     int           // keepalive: 2h idle, 75s interval, 9 probes
@@ -94,6 +95,12 @@ type Config struct {
 	// EphemeralFirst..EphemeralLast is the port range for Connect without
 	// Bind and for Bind to port 0; zero means 61000..65535.
 	EphemeralFirst, EphemeralLast uint16
+	// Frames turns on frame budgets (budget.go): the link frames that the
+	// connections' send, receive and out-of-order queues may hold in all,
+	// shared fairly between the connections holding any. 0 (the default
+	// of the engine alone; the libOS sets it from its UMEM) leaves only
+	// the byte limits RcvBuf and SndBuf.
+	Frames int
 }
 
 func (c *Config) defaults() {
@@ -116,6 +123,7 @@ func (c *Config) defaults() {
 	def(&c.SynAckRetries, 5)
 	def(&c.Retries, 15)
 	def(&c.MaxSynBacklog, 256)
+	def(&c.MaxTimeWait, 262144)
 	defd(&c.KeepIdle, 2*time.Hour)
 	defd(&c.KeepInterval, 75*time.Second)
 	def(&c.KeepCount, 9)
@@ -134,35 +142,51 @@ func (c *Config) defaults() {
 
 // Counters count the engine's work and, above all, what it dropped and why.
 type Counters struct {
-	SegsIn, SegsOut  uint64 // segments received (valid header) and sent
-	Retransmits      uint64 // data/FIN segments sent again (RTO, fast and SACK recovery)
-	RTOs             uint64 // retransmission timer expiries
-	FastRecoveries   uint64 // entries into fast recovery
-	Malformed        uint64 // dropped: truncated, bad data offset or options
-	NoACK            uint64 // dropped: no ACK, SYN or RST flag where one is required
-	RcvPressureDrops uint64 // payload not queued because the link's frames ran low
-	OOOPruned        uint64 // out-of-order queues dropped because the link's frames ran low
-	BadChecksum      uint64 // dropped: bad checksum
-	NoPort           uint64 // segments for no connection or listener (answered by RST unless RST)
-	RSTsOut          uint64 // resets sent
-	RSTsIn           uint64 // acceptable resets received (connection reset)
-	ChallengeACKs    uint64 // RFC 5961 challenge ACKs sent
-	ChallengeLimited uint64 // challenge ACKs suppressed by the rate limit
-	OutOfWindow      uint64 // dropped: sequence number outside the window (answered by ACK)
-	PAWSDropped      uint64 // dropped: old timestamp (RFC 7323 PAWS)
-	BadACK           uint64 // dropped: acknowledges unsent data or far too old
-	OOOQueued        uint64 // out-of-order segments held
-	OOODropped       uint64 // out-of-order segments dropped (queue full)
-	RcvQueueFull     uint64 // in-order segments dropped: receive queue full
-	SynCookiesSent   uint64 // SYN-ACKs carrying a cookie (backlog full)
-	SynCookiesOK     uint64 // connections completed from a valid cookie
-	SynCookiesBad    uint64 // ACKs to a listener with an invalid cookie
-	AcceptQueueFull  uint64 // handshakes that found the accept queue full
-	SendCopies       uint64 // bytes copied because a pushed segment exceeded the MSS
-	NoBufs           uint64 // frames the engine wanted and the link did not have
-	ConnsEstablished uint64
-	ConnsReset       uint64
-	ConnsTimedOut    uint64
+	SegsIn, SegsOut    uint64 // segments received (valid header) and sent
+	Retransmits        uint64 // data/FIN segments sent again (RTO, fast and SACK recovery)
+	RTOs               uint64 // retransmission timer expiries
+	FastRecoveries     uint64 // entries into fast recovery
+	SpuriousRecoveries uint64 // fast recoveries undone: D-SACKs showed every retransmission needless
+	Malformed          uint64 // dropped: truncated, bad data offset or options
+	NoACK              uint64 // dropped: no ACK, SYN or RST flag where one is required
+	RcvPressureDrops   uint64 // payload not queued because the link's frames ran low
+	OOOPruned          uint64 // out-of-order queues dropped because the link's frames ran low
+	BadChecksum        uint64 // dropped: bad checksum
+	NoPort             uint64 // segments for no connection or listener (answered by RST unless RST)
+	RSTsOut            uint64 // resets sent
+	RSTsIn             uint64 // acceptable resets received (connection reset)
+	ChallengeACKs      uint64 // RFC 5961 challenge ACKs sent
+	ChallengeLimited   uint64 // challenge ACKs suppressed by the rate limit
+	OutOfWindow        uint64 // dropped: sequence number outside the window (answered by ACK)
+	PAWSDropped        uint64 // dropped: old timestamp (RFC 7323 PAWS)
+	BadACK             uint64 // dropped: acknowledges unsent data or far too old
+	OOOQueued          uint64 // out-of-order segments held
+	DSACKsOut          uint64 // ACKs that reported duplicate data received (RFC 2883 D-SACK)
+	OOODropped         uint64 // out-of-order segments dropped (queue full)
+	RcvQueueFull       uint64 // in-order segments dropped: receive queue full
+	SynCookiesSent     uint64 // SYN-ACKs carrying a cookie (backlog full)
+	SynCookiesOK       uint64 // connections completed from a valid cookie
+	SynCookiesBad      uint64 // ACKs to a listener with an invalid cookie
+	AcceptQueueFull    uint64 // handshakes that found the accept queue full
+	SendCopies         uint64 // bytes copied because a pushed segment exceeded the MSS
+	NoBufs             uint64 // frames the engine wanted and the link did not have
+	SndShareFull       uint64 // pushes refused with EAGAIN because the send queue had its share of frames
+	RcvShareLimited    uint64 // windows advertised smaller than RcvBuf allows because of the frame share
+	Reclaims           uint64 // reclaim passes run because frames were scarce (budget.go)
+	SpilledFrames      uint64 // frames given back by copying queued data out of them
+	UnspillBytes       uint64 // spilled bytes copied back into frames (to send, or for Recv)
+	ConnsEstablished   uint64
+	ConnsReset         uint64
+	ConnsTimedOut      uint64
+	TimeWaitOverflow   uint64 // closed connections that skipped TIME-WAIT: MaxTimeWait were in it
+
+	// Gauges, as of the snapshot.
+	Conns         uint64 // connections in the table, TIME-WAIT entries not included
+	TimeWaitConns uint64 // connections in TIME-WAIT kept without their endpoint
+	FramesHeld    uint64 // frames held by all connections' queues
+	Holders       uint64 // connections holding at least one frame
+	ShareFrames   uint64 // frames per direction a connection may hold now
+	MaxConnFrames uint64 // the most frames one connection holds in one direction
 }
 
 // Proto is the TCP engine of one stack: the connection table, listeners,
@@ -179,7 +203,14 @@ type Proto struct {
 	ports     map[uint16]*Endpoint // port owners (bound endpoints)
 	nextEph   uint16
 
-	timers timerHeap
+	timers  timerWheel
+	tw      twTable
+	bud     budget
+	ackList []*Endpoint // ACKs deferred to the end of the receive batch
+	// Pools of queue arrays (pool.go).
+	rpool  ringPool[reasmEntry[nic.Buf]]
+	sqPool ringPool[txSeg]
+	rqPool ringPool[nic.Buf]
 
 	chalStart int64 // start of the current challenge-ACK second
 	chalCount int
@@ -192,7 +223,7 @@ type Proto struct {
 // New returns an engine on network n reporting to note.
 func New(n Network, note Notifier, cfg Config) *Proto {
 	cfg.defaults()
-	return &Proto{
+	p := &Proto{
 		net:       n,
 		link:      n.Link(),
 		note:      note,
@@ -204,13 +235,26 @@ func New(n Network, note Notifier, cfg Config) *Proto {
 		// walk the 4-tuples its predecessor left in TIME-WAIT at the peer.
 		nextEph: cfg.EphemeralFirst + uint16(rand.IntN(int(cfg.EphemeralLast-cfg.EphemeralFirst)+1)),
 	}
+	p.bud.init(cfg.Frames)
+	p.timers.clk = p.now() >> wheelTick // the wheel starts at the clock's time
+	return p
 }
 
-// Counters returns a snapshot of the engine's counters.
-func (p *Proto) Counters() Counters { return p.ctr }
+// Counters returns a snapshot of the engine's counters. It walks the
+// connections holding frames (for MaxConnFrames): not for every packet.
+func (p *Proto) Counters() Counters {
+	c := p.ctr
+	c.FramesHeld, c.Holders, c.ShareFrames = uint64(p.bud.held), uint64(p.bud.holders), uint64(p.bud.share)
+	c.Conns, c.TimeWaitConns = uint64(len(p.conns)), uint64(p.tw.len())
+	for e := p.bud.head; e != nil; e = e.hNext {
+		c.MaxConnFrames = max(c.MaxConnFrames, uint64(e.sndFrames), uint64(e.rcvFrames))
+	}
+	return c
+}
 
-// Conns returns the number of connections in the table (TIME_WAIT included).
-func (p *Proto) Conns() int { return len(p.conns) }
+// Conns returns the number of connections the engine keeps, TIME-WAIT
+// included.
+func (p *Proto) Conns() int { return len(p.conns) + p.tw.len() }
 
 // Close aborts every connection and listener without notifying anyone,
 // releasing every frame the engine holds.
@@ -220,6 +264,9 @@ func (p *Proto) Close() {
 	}
 	for _, e := range p.listeners {
 		e.destroy()
+	}
+	for p.tw.head != nil {
+		p.tw.remove(p.tw.head)
 	}
 }
 
@@ -341,6 +388,7 @@ func (p *Proto) Input(b nic.Buf, src, dst [4]byte) bool {
 		return false
 	}
 	p.ctr.SegsIn++
+	p.pressure()
 	t := Tuple{LocalAddr: dst, LocalPort: h.DstPort(), RemoteAddr: src, RemotePort: h.SrcPort()}
 	seg := segment{h: h, b: b, flags: f, opts: &p.opts}
 	seg.b.Off += h.DataOffset()
@@ -354,7 +402,14 @@ func (p *Proto) Input(b nic.Buf, src, dst [4]byte) bool {
 				return l.listenInput(&t, &seg)
 			}
 		}
-		return e.input(&seg)
+		kept := e.input(&seg)
+		if e.state == StateTimeWait && e.orphan && e.inTable {
+			e.toTimeWait() // its ACK has gone: the endpoint can go too
+		}
+		return kept
+	}
+	if tw := p.tw.m[t]; tw != nil {
+		return p.twInput(tw, &t, &seg)
 	}
 	if l := p.listeners[t.LocalPort]; l != nil {
 		return l.listenInput(&t, &seg)
@@ -364,15 +419,36 @@ func (p *Proto) Input(b nic.Buf, src, dst [4]byte) bool {
 	return false
 }
 
+// EndBatch ends a batch of received segments (all those the link handed
+// over in one turn of the event loop): every connection that received
+// in-order data calling for an ACK during the batch sends one now, for all
+// of it. Stretching ACKs over a batch is what Linux does behind GRO; it
+// spares the peer and, on a copy-mode link, one transmission per pair of
+// segments. Out-of-order data, a FIN and window updates are still
+// acknowledged at once, and a connection never waits longer than
+// maxStretch bytes for its ACK. A caller that never calls EndBatch gets its
+// ACKs from the delayed-ACK timer.
+//
+//demixdp:hotpath — allocates nothing in steady state.
+func (p *Proto) EndBatch() {
+	for i, e := range p.ackList {
+		p.ackList[i] = nil
+		e.ackQueued = false
+		if e.unacked > 0 || e.ackNow {
+			e.sendAck()
+			e.schedule()
+		}
+	}
+	p.ackList = p.ackList[:0]
+}
+
 // Tick runs every connection timer due at the clock's current time.
 func (p *Proto) Tick() {
+	p.pressure() // frames held may have to be reclaimed even when nothing arrives
 	now := p.now()
-	for p.timers.len() > 0 {
-		e := p.timers.min()
-		if e.deadline > now {
-			break
-		}
-		p.timers.remove(e)
+	p.expireTimeWait(now)
+	p.timers.expire(now)
+	for e := p.timers.pop(); e != nil; e = p.timers.pop() {
 		e.deadline = 0
 		e.onTimer(now)
 		if e.state != StateClosed && e.state != StateListen {
@@ -383,10 +459,11 @@ func (p *Proto) Tick() {
 
 // NextDeadline returns the earliest timer deadline, or 0 if none.
 func (p *Proto) NextDeadline() int64 {
-	if p.timers.len() == 0 {
-		return 0
+	d := p.timers.nextExpiry()
+	if tw := p.tw.head; tw != nil && (d == 0 || tw.expires < d) {
+		d = tw.expires
 	}
-	return p.timers.min().deadline
+	return d
 }
 
 // output hands b to the network through a scratch Buf held by p: passing

@@ -2,12 +2,12 @@ package tcp
 
 import "errors"
 
-// ReasmCapacity is how many pieces a Reassembler holds. One slot is kept for
-// data at RCV.NXT, so out-of-order data can never fill the queue so that
-// the segment closing the gap is refused. 256 pieces cover a window of
-// about 370 KB of full segments: with 64, a Linux sender at 5% loss saw
-// thousands of its segments dropped out of order and a 100 MB transfer took
-// 34 s instead of 3 s. The cost is about 20 KB per connection.
+// ReasmCapacity is how many pieces a Reassembler holds. One place is kept
+// for data at RCV.NXT, so out-of-order data can never fill the queue so that
+// the segment closing the gap is refused. 256 pieces cover a window of about
+// 370 KB of full segments: with 64, a Linux sender at 5% loss saw thousands
+// of its segments dropped out of order and a 100 MB transfer took 34 s
+// instead of 3 s. The memory is taken only while pieces are queued.
 const ReasmCapacity = 256
 
 // Errors returned by the Reassembler.
@@ -21,19 +21,21 @@ var (
 )
 
 // ReasmPiece is a run of received octets stored in one caller frame.
-type ReasmPiece struct {
+type ReasmPiece[H any] struct {
 	Seq    Seq    // first octet
 	Len    uint32 // number of octets
-	Handle uint64 // the caller's handle of the frame holding them
+	Handle H      // the caller's handle of the frame holding them
 	// Off is the offset of Seq from the sequence number the segment was
 	// inserted with: the bytes are at payload[Off:Off+Len] in the frame.
 	Off uint32
 }
 
-type reasmEntry struct {
-	ReasmPiece
+type reasmEntry[H any] struct {
+	ReasmPiece[H]
 	stamp uint64 // arrival order, for choosing SACK blocks
 }
+
+func (e *reasmEntry[H]) end() Seq { return e.Seq.Add(e.Len) }
 
 // Reassembler is the receiver's bounded out-of-order queue. Segments go in
 // with Insert as they arrive; Pop hands back, in order, the pieces that
@@ -42,51 +44,117 @@ type reasmEntry struct {
 // stored, so one segment may be stored as several pieces that share its
 // handle (Insert returns how many). A frame may be released once every
 // piece that names its handle has been popped, or at once when Insert
-// stored none of it. Nothing is allocated after construction.
-type Reassembler struct {
+// stored none of it.
+//
+// The pieces are kept sorted in a ring (a double-ended queue): finding a
+// place is a binary search, new data beyond the last piece and delivery
+// at the front cost O(1), and filling a hole in the middle moves the
+// pieces on the shorter side (at most ReasmCapacity/2). The ring's memory
+// comes from a pool when the first piece arrives and goes back to it when
+// the last one leaves; nothing is allocated in steady state.
+type Reassembler[H any] struct {
 	rcvNxt  Seq
-	entries [ReasmCapacity]reasmEntry // sorted by Seq, disjoint, all at or above rcvNxt
-	n       int
+	q       []reasmEntry[H] // ring; nil while empty
+	head, n int
 	clock   uint64
+	bytes   uint32
+	pool    *ringPool[reasmEntry[H]]
 }
 
-// NewReassembler returns an empty queue expecting rcvNxt next.
-func NewReassembler(rcvNxt Seq) *Reassembler {
-	return &Reassembler{rcvNxt: rcvNxt}
+// NewReassembler returns an empty queue expecting rcvNxt next, whose
+// storage is allocated when it is first needed and kept.
+func NewReassembler[H any](rcvNxt Seq) *Reassembler[H] {
+	return &Reassembler[H]{rcvNxt: rcvNxt}
 }
 
 // Reset empties the queue (the caller releases frames it still holds) and
 // sets RCV.NXT.
-func (r *Reassembler) Reset(rcvNxt Seq) {
-	r.rcvNxt, r.n = rcvNxt, 0
+func (r *Reassembler[H]) Reset(rcvNxt Seq) {
+	r.rcvNxt, r.n, r.head, r.bytes = rcvNxt, 0, 0, 0
+	r.release()
+}
+
+// release gives the storage back to the pool; a Reassembler without a
+// pool keeps it.
+func (r *Reassembler[H]) release() {
+	if r.q != nil && r.pool != nil {
+		r.pool.put(r.q)
+		r.q = nil
+	}
 }
 
 // RcvNxt returns RCV.NXT: the next octet expected in order.
-func (r *Reassembler) RcvNxt() Seq { return r.rcvNxt }
+func (r *Reassembler[H]) RcvNxt() Seq { return r.rcvNxt }
 
 // Len returns the number of queued pieces.
-func (r *Reassembler) Len() int { return r.n }
+func (r *Reassembler[H]) Len() int { return r.n }
 
 // Bytes returns the number of queued octets.
-func (r *Reassembler) Bytes() uint32 {
-	var t uint32
-	for _, e := range r.entries[:r.n] {
-		t += e.Len
-	}
-	return t
+func (r *Reassembler[H]) Bytes() uint32 { return r.bytes }
+
+// At returns queued piece i (0 is the lowest), for 0 <= i < Len().
+func (r *Reassembler[H]) At(i int) ReasmPiece[H] { return r.at(i).ReasmPiece }
+
+func (r *Reassembler[H]) at(i int) *reasmEntry[H] {
+	return &r.q[(r.head+i)&(len(r.q)-1)]
 }
 
 // Advance moves RCV.NXT forward by n octets the caller delivered without
 // queueing them (the fast path: an in-order segment while nothing queued
 // starts at RCV.NXT). It fails with ErrReasmOverlap, changing nothing, if
 // that would pass the first queued octet.
-func (r *Reassembler) Advance(n uint32) error {
+func (r *Reassembler[H]) Advance(n uint32) error {
 	next := r.rcvNxt.Add(n)
-	if r.n > 0 && r.entries[0].Seq.LessThan(next) {
+	if r.n > 0 && r.at(0).Seq.LessThan(next) {
 		return ErrReasmOverlap
 	}
 	r.rcvNxt = next
 	return nil
+}
+
+// search returns the index of the first piece that ends after cur (cur at
+// or above RCV.NXT), or Len().
+func (r *Reassembler[H]) search(cur Seq) int {
+	c := r.rcvNxt.Size(cur)
+	lo, hi := 0, r.n
+	for lo < hi {
+		m := (lo + hi) / 2
+		if r.rcvNxt.Size(r.at(m).end()) <= c {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// insertAt puts e at index i, moving the pieces on the shorter side.
+func (r *Reassembler[H]) insertAt(i int, e reasmEntry[H]) {
+	if r.n == len(r.q) {
+		c := max(2*len(r.q), ringMin)
+		q := r.pool.get(c)
+		for j := 0; j < r.n; j++ {
+			q[j] = *r.at(j)
+		}
+		if r.q != nil {
+			r.pool.put(r.q)
+		}
+		r.q, r.head = q, 0
+	}
+	mask := len(r.q) - 1
+	if i < r.n/2 {
+		r.head = (r.head - 1) & mask
+		for j := 0; j < i; j++ {
+			*r.at(j) = *r.at(j + 1)
+		}
+	} else {
+		for j := r.n; j > i; j-- {
+			*r.at(j) = *r.at(j - 1)
+		}
+	}
+	*r.at(i) = e
+	r.n++
+	r.bytes += e.Len
 }
 
 // Insert queues the octets [seq, seq+n) held in the frame handle. Octets
@@ -97,7 +165,7 @@ func (r *Reassembler) Advance(n uint32) error {
 // when there was no room. When room runs out midway, the octets that fit
 // are kept, the rest dropped, and err is nil. The caller trims the segment
 // to the receive window first.
-func (r *Reassembler) Insert(seq Seq, n uint32, handle uint64) (int, error) {
+func (r *Reassembler[H]) Insert(seq Seq, n uint32, handle H) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
@@ -114,19 +182,16 @@ func (r *Reassembler) Insert(seq Seq, n uint32, handle uint64) (int, error) {
 	r.clock++
 	stored := 0
 	cur := seq
-	i := 0
-	for i < r.n && r.entries[i].Seq.Add(r.entries[i].Len).LessEq(cur) {
-		i++
-	}
+	i := r.search(cur)
 	for cur.LessThan(end) {
-		if i < r.n && r.entries[i].Seq.LessEq(cur) {
-			cur = MaxSeq(cur, r.entries[i].Seq.Add(r.entries[i].Len))
+		if i < r.n && r.at(i).Seq.LessEq(cur) {
+			cur = MaxSeq(cur, r.at(i).end())
 			i++
 			continue
 		}
 		gapEnd := end
 		if i < r.n {
-			gapEnd = MinSeq(end, r.entries[i].Seq)
+			gapEnd = MinSeq(end, r.at(i).Seq)
 		}
 		limit := ReasmCapacity - 1
 		if cur == r.rcvNxt {
@@ -138,12 +203,10 @@ func (r *Reassembler) Insert(seq Seq, n uint32, handle uint64) (int, error) {
 			}
 			break
 		}
-		copy(r.entries[i+1:r.n+1], r.entries[i:r.n])
-		r.entries[i] = reasmEntry{
-			ReasmPiece: ReasmPiece{Seq: cur, Len: cur.Size(gapEnd), Handle: handle, Off: orig.Size(cur)},
+		r.insertAt(i, reasmEntry[H]{
+			ReasmPiece: ReasmPiece[H]{Seq: cur, Len: cur.Size(gapEnd), Handle: handle, Off: orig.Size(cur)},
 			stamp:      r.clock,
-		}
-		r.n++
+		})
 		i++
 		stored++
 		cur = gapEnd
@@ -153,14 +216,21 @@ func (r *Reassembler) Insert(seq Seq, n uint32, handle uint64) (int, error) {
 
 // Pop removes and returns the piece that starts at RCV.NXT, advancing
 // RCV.NXT past it, or reports false when the next octet has not arrived.
-func (r *Reassembler) Pop() (ReasmPiece, bool) {
-	if r.n == 0 || r.entries[0].Seq != r.rcvNxt {
-		return ReasmPiece{}, false
+func (r *Reassembler[H]) Pop() (ReasmPiece[H], bool) {
+	if r.n == 0 || r.at(0).Seq != r.rcvNxt {
+		return ReasmPiece[H]{}, false
 	}
-	p := r.entries[0].ReasmPiece
-	copy(r.entries[:r.n-1], r.entries[1:r.n])
+	e := r.at(0)
+	p := e.ReasmPiece
+	*e = reasmEntry[H]{}
+	r.head = (r.head + 1) & (len(r.q) - 1)
 	r.n--
+	r.bytes -= p.Len
 	r.rcvNxt = p.Seq.Add(p.Len)
+	if r.n == 0 {
+		r.head = 0
+		r.release()
+	}
 	return p, true
 }
 
@@ -169,7 +239,7 @@ func (r *Reassembler) Pop() (ReasmPiece, bool) {
 // most recently inserted segment first, then the others from most to least
 // recently received. It returns how many it wrote (at most len(dst)). Call
 // Pop first: a run starting at RCV.NXT is not reported.
-func (r *Reassembler) SACKBlocks(dst []SACKBlock) int {
+func (r *Reassembler[H]) SACKBlocks(dst []SACKBlock) int {
 	k := 0
 	var prevStamp uint64
 	var prevOff uint32
@@ -179,13 +249,13 @@ func (r *Reassembler) SACKBlocks(dst []SACKBlock) int {
 		var bestStamp uint64
 		var bestOff uint32
 		for i := 0; i < r.n; {
-			start := r.entries[i].Seq
-			end := start.Add(r.entries[i].Len)
-			stamp := r.entries[i].stamp
+			start := r.at(i).Seq
+			end := r.at(i).end()
+			stamp := r.at(i).stamp
 			i++
-			for i < r.n && r.entries[i].Seq == end {
-				end = end.Add(r.entries[i].Len)
-				stamp = max(stamp, r.entries[i].stamp)
+			for i < r.n && r.at(i).Seq == end {
+				end = r.at(i).end()
+				stamp = max(stamp, r.at(i).stamp)
 				i++
 			}
 			if start == r.rcvNxt {

@@ -8,21 +8,21 @@ import (
 // rb is the test's RCV.NXT, just below the 2^32 wrap.
 const rb = Seq(0xFFFFFF00)
 
-func pieces(r *Reassembler) []ReasmPiece {
-	var out []ReasmPiece
-	for _, e := range r.entries[:r.n] {
-		out = append(out, e.ReasmPiece)
+func pieces(r *Reassembler[uint64]) []ReasmPiece[uint64] {
+	var out []ReasmPiece[uint64]
+	for i := 0; i < r.Len(); i++ {
+		out = append(out, r.At(i))
 	}
 	return out
 }
 
 func TestReasmInOrder(t *testing.T) {
-	r := NewReassembler(rb)
+	r := NewReassembler[uint64](rb)
 	if n, err := r.Insert(rb, 100, 1); n != 1 || err != nil {
 		t.Fatalf("Insert = %d, %v", n, err)
 	}
 	p, ok := r.Pop()
-	if !ok || p != (ReasmPiece{rb, 100, 1, 0}) || r.RcvNxt() != rb.Add(100) {
+	if !ok || p != (ReasmPiece[uint64]{rb, 100, 1, 0}) || r.RcvNxt() != rb.Add(100) {
 		t.Fatalf("Pop = %+v %v, RcvNxt %#x", p, ok, r.RcvNxt())
 	}
 	if _, ok := r.Pop(); ok {
@@ -31,14 +31,14 @@ func TestReasmInOrder(t *testing.T) {
 }
 
 func TestReasmOutOfOrderAcrossWrap(t *testing.T) {
-	r := NewReassembler(rb)
+	r := NewReassembler[uint64](rb)
 	r.Insert(rb.Add(512), 256, 3) // crosses 2^32: 0x100..0x200
 	r.Insert(rb.Add(256), 256, 2) // 0..0x100
 	if _, ok := r.Pop(); ok {
 		t.Fatal("popped before the gap was filled")
 	}
 	r.Insert(rb, 256, 1)
-	for i, want := range []ReasmPiece{{rb, 256, 1, 0}, {0, 256, 2, 0}, {0x100, 256, 3, 0}} {
+	for i, want := range []ReasmPiece[uint64]{{rb, 256, 1, 0}, {0, 256, 2, 0}, {0x100, 256, 3, 0}} {
 		p, ok := r.Pop()
 		if !ok || p != want {
 			t.Fatalf("pop %d = %+v, want %+v", i, p, want)
@@ -55,21 +55,21 @@ func TestReasmOverlaps(t *testing.T) {
 		seq    uint32 // offset from rb
 		n      uint32
 		stored int
-		want   []ReasmPiece // the whole queue afterwards
+		want   []ReasmPiece[uint64] // the whole queue afterwards
 	}{
 		// The queue starts as [100,200) h1 and [300,400) h2.
 		{"exact duplicate", 100, 100, 0, nil},
 		{"inside", 120, 50, 0, nil},
 		{"zero length", 500, 0, 0, nil},
 		{"below RCV.NXT entirely", 0xFFFFFF00, 0x100, 0, nil}, // [rb-256, rb)
-		{"front overlap", 50, 100, 1, []ReasmPiece{{rb.Add(50), 50, 9, 0}}},
-		{"tail overlap", 150, 100, 1, []ReasmPiece{{rb.Add(200), 50, 9, 50}}},
-		{"spans a piece", 50, 400, 3, []ReasmPiece{{rb.Add(50), 50, 9, 0}, {rb.Add(200), 100, 9, 150}, {rb.Add(400), 50, 9, 350}}},
-		{"starts before RCV.NXT", 0xFFFFFFF0, 0x20, 1, []ReasmPiece{{rb, 0x10, 9, 0x10}}},
-		{"adjacent, not merged", 200, 100, 1, []ReasmPiece{{rb.Add(200), 100, 9, 0}}},
+		{"front overlap", 50, 100, 1, []ReasmPiece[uint64]{{rb.Add(50), 50, 9, 0}}},
+		{"tail overlap", 150, 100, 1, []ReasmPiece[uint64]{{rb.Add(200), 50, 9, 50}}},
+		{"spans a piece", 50, 400, 3, []ReasmPiece[uint64]{{rb.Add(50), 50, 9, 0}, {rb.Add(200), 100, 9, 150}, {rb.Add(400), 50, 9, 350}}},
+		{"starts before RCV.NXT", 0xFFFFFFF0, 0x20, 1, []ReasmPiece[uint64]{{rb, 0x10, 9, 0x10}}},
+		{"adjacent, not merged", 200, 100, 1, []ReasmPiece[uint64]{{rb.Add(200), 100, 9, 0}}},
 	}
 	for _, tc := range tests {
-		r := NewReassembler(rb)
+		r := NewReassembler[uint64](rb)
 		r.Insert(rb.Add(100), 100, 1)
 		r.Insert(rb.Add(300), 100, 2)
 		got, err := r.Insert(rb.Add(tc.seq), tc.n, 9)
@@ -77,7 +77,7 @@ func TestReasmOverlaps(t *testing.T) {
 			t.Errorf("%s: stored %d (%v), want %d", tc.name, got, err, tc.stored)
 			continue
 		}
-		var added []ReasmPiece
+		var added []ReasmPiece[uint64]
 		for _, p := range pieces(r) {
 			if p.Handle == 9 {
 				added = append(added, p)
@@ -104,7 +104,7 @@ func TestReasmOverlaps(t *testing.T) {
 }
 
 func TestReasmSACKBlocks(t *testing.T) {
-	r := NewReassembler(rb)
+	r := NewReassembler[uint64](rb)
 	r.Insert(rb.Add(1000), 100, 1) // A
 	r.Insert(rb.Add(3000), 100, 2) // B
 	r.Insert(rb.Add(2000), 100, 3) // C
@@ -148,7 +148,7 @@ func TestReasmSACKBlocks(t *testing.T) {
 }
 
 func TestReasmCapacity(t *testing.T) {
-	r := NewReassembler(rb)
+	r := NewReassembler[uint64](rb)
 	for i := uint32(0); i < ReasmCapacity-1; i++ {
 		if n, err := r.Insert(rb.Add(100+200*i), 100, uint64(i)); n != 1 || err != nil {
 			t.Fatalf("insert %d: %d %v", i, n, err)
@@ -179,7 +179,7 @@ func TestReasmCapacity(t *testing.T) {
 }
 
 func TestReasmAdvance(t *testing.T) {
-	r := NewReassembler(rb)
+	r := NewReassembler[uint64](rb)
 	if err := r.Advance(100); err != nil || r.RcvNxt() != rb.Add(100) {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestReasmAdvance(t *testing.T) {
 }
 
 func TestReasmNoAllocs(t *testing.T) {
-	r := NewReassembler(rb)
+	r := NewReassembler[uint64](rb)
 	var dst [4]SACKBlock
 	if n := testing.AllocsPerRun(100, func() {
 		r.Insert(r.RcvNxt().Add(2000), 1000, 2)
@@ -218,7 +218,7 @@ func TestReasmNoAllocs(t *testing.T) {
 }
 
 func BenchmarkReasmOutOfOrder(b *testing.B) {
-	r := NewReassembler(0)
+	r := NewReassembler[uint64](0)
 	var dst [4]SACKBlock
 	b.ReportAllocs()
 	for b.Loop() {

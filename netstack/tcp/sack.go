@@ -59,7 +59,15 @@ type Scoreboard struct {
 // NewScoreboard returns an empty scoreboard whose SND.UNA and SND.NXT are
 // both una.
 func NewScoreboard(opts ScoreboardOptions, una Seq) *Scoreboard {
-	s := &Scoreboard{smss: opts.SMSS, dupThresh: opts.DupThresh}
+	s := new(Scoreboard)
+	s.init(opts, una)
+	return s
+}
+
+// init makes s an empty scoreboard in place (an endpoint's own, without an
+// allocation).
+func (s *Scoreboard) init(opts ScoreboardOptions, una Seq) {
+	*s = Scoreboard{smss: opts.SMSS, dupThresh: opts.DupThresh}
 	if s.smss == 0 {
 		s.smss = 536
 	}
@@ -67,7 +75,6 @@ func NewScoreboard(opts ScoreboardOptions, una Seq) *Scoreboard {
 		s.dupThresh = DefaultDupThresh
 	}
 	s.Reset(una)
-	return s
 }
 
 // Reset forgets everything and sets SND.UNA = SND.NXT = una.

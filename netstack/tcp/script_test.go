@@ -34,10 +34,11 @@ const (
 )
 
 type fx struct {
-	t     testing.TB
-	link  *memlink.Link
-	clock *nic.VirtualClock
-	h     *host
+	t        testing.TB
+	link     *memlink.Link
+	clock    *nic.VirtualClock
+	h        *host
+	batching bool // inside batch: frames are one receive batch
 }
 
 func newFx(t testing.TB, cfg tcp.Config) *fx {
@@ -62,6 +63,18 @@ func (f *fx) inputFrame(typ uint16, payload []byte) {
 	ethernet.Header(b).Encode(ourMAC, peerMAC, typ)
 	copy(b[ethernet.HeaderLen:], payload)
 	f.h.s.Input(f.link.Inject(b))
+	if !f.batching {
+		f.h.s.EndBatch() // each injected frame is a batch of its own
+	}
+}
+
+// batch runs inject calls as one receive batch: EndBatch comes after the
+// last frame only.
+func (f *fx) batch(inject func()) {
+	f.batching = true
+	inject()
+	f.batching = false
+	f.h.s.EndBatch()
 }
 
 // seg is a segment the scripted peer sends.
@@ -906,15 +919,22 @@ func TestFullSendBufferGivesEAGAINThenWritable(t *testing.T) {
 	}
 }
 
-// Under frame scarcity the engine keeps no received payload: data is
-// dropped (and the peer will resend it), the out-of-order queue is pruned
-// so its frames come back, but the ACK a segment carries is still taken.
+// Under frame scarcity a connection that already holds the floor's worth
+// of frames keeps no more received payload: data is dropped (and the peer
+// will resend it), the out-of-order queue is pruned so its frames come
+// back, but the ACK a segment carries is still taken.
 func TestScarceFramesDropPayloadAndPruneOutOfOrder(t *testing.T) {
 	f := newFx(t, tcp.Config{})
 	e, iss := f.established(nil)
-	// Queue out-of-order data while frames are plentiful.
-	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 4, ack: iss + 1, data: []byte("def")})
-	f.one(tcp.FlagACK)
+	// Queue four out-of-order pieces (four frames, the floor) while
+	// frames are plentiful.
+	for i := 0; i < 4; i++ {
+		f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 4 + tcp.Seq(4*i), ack: iss + 1, data: []byte("def")})
+		f.one(tcp.FlagACK)
+	}
+	if _, rcv, _, _ := e.Held(); rcv != 4 {
+		t.Fatalf("holding %d receive frames, want 4", rcv)
+	}
 	held := f.link.Free()
 	// Our data in flight, for the peer to acknowledge.
 	b, _ := f.link.Alloc()
@@ -935,14 +955,17 @@ func TestScarceFramesDropPayloadAndPruneOutOfOrder(t *testing.T) {
 	if e.Readable() != 0 {
 		t.Fatalf("%d bytes queued while scarce", e.Readable())
 	}
+	if _, rcv, _, _ := e.Held(); rcv != 0 {
+		t.Fatalf("still holding %d receive frames after the prune", rcv)
+	}
 	if err, ok := f.h.done[7]; !ok || err != nil {
 		t.Fatalf("the ACK in the dropped segment was not processed: push done %v, %v", ok, err)
 	}
 	if a := f.one(tcp.FlagACK); a.Ack() != peerISN+1 {
 		t.Fatalf("ack %d: the dropped data must not be acknowledged", a.Ack())
 	}
-	if f.link.Free() <= held {
-		t.Fatalf("pruning gave no frame back: %d free, %d before", f.link.Free(), held)
+	if f.link.Free() < held+4 {
+		t.Fatalf("pruning gave back %d frames, want 4", f.link.Free()-held)
 	}
 	// Pressure gone: the resent data is taken.
 	f.link.ScarceBelow = 0
@@ -959,6 +982,37 @@ func TestScarceFramesDropPayloadAndPruneOutOfOrder(t *testing.T) {
 	}
 	if got != "abcdef" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// Under frame scarcity the connection at the head of the line is not
+// starved: its next in-order segment is taken while it holds less than the
+// floor, and only what goes beyond that, or arrives out of order, is
+// dropped.
+func TestScarceFramesStillTakeTheHeadOfTheLine(t *testing.T) {
+	f := newFx(t, tcp.Config{})
+	e, iss := f.established(nil)
+	f.link.ScarceBelow = f.link.Free() + 1000
+	before := f.h.s.TCP().Counters()
+	// Out of order: dropped.
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 100, ack: iss + 1, data: []byte("later")})
+	f.one(tcp.FlagACK)
+	if c := f.h.s.TCP().Counters(); c.RcvPressureDrops != before.RcvPressureDrops+1 {
+		t.Fatalf("an out-of-order segment was kept under scarcity")
+	}
+	// In order, holding nothing: taken, up to the floor.
+	seq := peerISN + 1
+	for i := 0; i < 6; i++ {
+		f.inject(seg{flags: tcp.FlagACK, seq: seq, ack: iss + 1, data: []byte("0123456789")})
+		if _, rcv, _, _ := e.Held(); rcv <= 4 && i < 4 {
+			seq += 10
+		}
+	}
+	if got := e.Readable(); got != 40 {
+		t.Fatalf("%d bytes taken under scarcity, want 40 (the floor's four segments)", got)
+	}
+	if c := f.h.s.TCP().Counters(); c.RcvPressureDrops != before.RcvPressureDrops+3 {
+		t.Fatalf("pressure drops %d, want 3 (one out of order, two beyond the floor)", c.RcvPressureDrops-before.RcvPressureDrops)
 	}
 }
 

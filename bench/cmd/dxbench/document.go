@@ -33,7 +33,7 @@ type ratio struct {
 type workloadDoc struct {
 	Description string            `json:"description"`
 	Stacks      map[string]*entry `json:"stacks"`
-	Ratios      map[string]*ratio `json:"ratios"`
+	Ratios      map[string]*ratio `json:"ratios,omitempty"`
 }
 
 // target is a ratio goal from issue 6: value <= limit (lower is better) or
@@ -55,7 +55,11 @@ var workloads = []struct {
 	{"tcp_rtt", "64-byte request/response on one TCP connection; RTT in us", "p50_us",
 		[]target{{"kernel", "", true, 0.15}, {"gvisor", "", true, math.NaN()}, {"reflector", "udp_rtt", true, 1.5}}},
 	{"tcp_bulk", "one TCP connection streaming up to 1 GiB (time-capped); Gbit/s", "gbps",
-		[]target{{"kernel", "", false, 1.5}, {"kernel_offload", "", false, math.NaN()}, {"gvisor", "", false, 2}}},
+		[]target{{"kernel", "", false, 1.5}, {"kernel_offload", "", false, math.NaN()}, {"gvisor", "", false, 2},
+			{"reflector", "bulk_ceiling", false, 0.8}}},
+	{"bulk_ceiling", "the physical ceiling for bulk: the bare AF_XDP pair streaming 1500-byte IPv4 packets (1472-byte UDP payloads) one way, " +
+		"cmd/xdp-client -stream into cmd/xdp-reflect -sink -busy, up to 1 GiB (time-capped); Gbit/s of UDP payload that arrived " +
+		"(offered_gbps: what the sender's kernel completed; loss: the share dropped on the way)", "gbps", nil},
 	{"tcp_connect", "connections established and closed per second", "cps",
 		[]target{{"kernel", "", false, math.NaN()}, {"gvisor", "", false, math.NaN()}}},
 	// Issue 11: a lower p99 than the kernel at -c 1, 1.3x its requests/s at -c 64.
@@ -70,12 +74,14 @@ func (h *harness) document(idle map[string]map[string]float64, micro map[string]
 		"generated": time.Now().UTC().Format(time.RFC3339),
 		"machine":   fmt.Sprintf("%s/%s, %d CPUs, veth in copy mode", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
 		"rounds":    h.o.rounds,
+		"pinning":   h.o.pin.describe(),
 		"elapsed_s": math.Round(elapsed.Seconds()),
 		"loadavg":   map[string]string{"start": h.load0, "end": loadavg()},
 		"stacks": map[string]string{
 			"kernel":         "Linux sockets through Go's net on both ends (http: cmd/http-hello -kernel, wrk as the client)",
 			"kernel_offload": "the same, veth with TSO/GSO/GRO and checksum offloads on (tcp_bulk)",
 			"libos":          "demixdp libOS on both ends (UDP: cmd/udp-echo server; TCP: dxbench tcp-server -stack libos; dxbench libOS clients); http: cmd/http-hello on dxnet, wrk (kernel) as the client",
+			"cabi":           "the C ABI on both ends: examples/c/udp-ping-pong and tcp-ping-pong (libdemikernel.so), the libos pair's addresses",
 			"gvisor":         "gVisor netstack on its AF_XDP link endpoint on both ends (demixdp steering program redirects to it)",
 			"reflector":      "bare AF_XDP pair: cmd/xdp-reflect -busy and cmd/xdp-client, no stack",
 			"asavie":         "github.com/asavie/xdp v0.3.3 busy-polling reflector, cmd/xdp-client as the client",
@@ -84,37 +90,19 @@ func (h *harness) document(idle map[string]map[string]float64, micro map[string]
 		},
 	}
 	for _, w := range workloads {
+		if !h.want(w.name) {
+			continue
+		}
 		wd := &workloadDoc{Description: w.desc, Stacks: map[string]*entry{}, Ratios: map[string]*ratio{}}
 		for stack, metrics := range h.figures[w.name] {
-			e := &entry{Available: true, Figures: map[string]report.Stat{}}
-			for m, rounds := range metrics {
-				if m == "fail" {
-					continue
-				}
-				var ok []float64
-				for _, v := range rounds {
-					if !math.IsNaN(v) {
-						ok = append(ok, v)
-					}
-				}
-				e.FailedRounds = max(e.FailedRounds, len(rounds)-len(ok))
-				if s, good := report.Summarize(ok); good {
-					s.Rounds = rounds
-					for i, v := range s.Rounds {
-						if math.IsNaN(v) {
-							s.Rounds[i] = -1 // JSON has no NaN: -1 marks a failed round
-						}
-					}
-					e.Figures[m] = s
-				}
-			}
-			if len(e.Figures) == 0 {
-				e.Available, e.Reason = false, "every round failed (see notes)"
-			}
-			wd.Stacks[stack] = e
+			wd.Stacks[stack] = summarize(metrics)
 		}
 		if strings.HasPrefix(w.name, "tcp_") {
-			wd.Stacks["reflector"] = &entry{Available: false, Reason: "a bare reflector has no TCP"}
+			reason := "a bare reflector has no TCP"
+			if w.name == "tcp_bulk" {
+				reason += " (its one-way stream is bulk_ceiling)"
+			}
+			wd.Stacks["reflector"] = &entry{Available: false, Reason: reason}
 		}
 		for _, t := range w.targets {
 			pw := w.name
@@ -156,6 +144,9 @@ func (h *harness) document(idle map[string]map[string]float64, micro map[string]
 			}
 			wd.Ratios["libos/"+t.peer] = r
 		}
+		if r := h.cabiRatio(w.name); r != nil {
+			wd.Ratios["cabi/libos"] = r
+		}
 		doc[w.name] = wd
 	}
 	share := map[string]float64{}
@@ -178,12 +169,21 @@ func (h *harness) document(idle map[string]map[string]float64, micro map[string]
 			warm[st] = v
 		}
 	}
-	doc["idle_cpu"] = share
-	doc["idle_first_rtt_us"] = first
-	doc["idle_first_rtt_med_us"] = med
-	doc["idle_short_rtt_us"] = hot
-	doc["idle_warm_p50_us"] = warm
-	doc["idle_targets"] = idleTargets(share, first)
+	if h.want("wakeup") {
+		wk := &workloadDoc{Description: wakeupDesc, Stacks: map[string]*entry{}}
+		for v, metrics := range h.figures["wakeup"] {
+			wk.Stacks[v] = summarize(metrics)
+		}
+		doc["wakeup"] = wk
+	}
+	if h.want("idle_cpu") {
+		doc["idle_cpu"] = share
+		doc["idle_first_rtt_us"] = first
+		doc["idle_first_rtt_med_us"] = med
+		doc["idle_short_rtt_us"] = hot
+		doc["idle_warm_p50_us"] = warm
+		doc["idle_targets"] = idleTargets(share, first)
+	}
 	if micro == nil {
 		micro = map[string]report.Micro{}
 	}
@@ -191,6 +191,43 @@ func (h *harness) document(idle map[string]map[string]float64, micro map[string]
 	doc["notes"] = h.notes
 	return doc
 }
+
+// summarize turns one stack's per-round figures into its entry.
+func summarize(metrics map[string][]float64) *entry {
+	e := &entry{Available: true, Figures: map[string]report.Stat{}}
+	for m, rounds := range metrics {
+		if m == "fail" {
+			continue
+		}
+		var ok []float64
+		for _, v := range rounds {
+			if !math.IsNaN(v) {
+				ok = append(ok, v)
+			}
+		}
+		e.FailedRounds = max(e.FailedRounds, len(rounds)-len(ok))
+		if s, good := report.Summarize(ok); good {
+			s.Rounds = rounds
+			for i, v := range s.Rounds {
+				if math.IsNaN(v) {
+					s.Rounds[i] = -1 // JSON has no NaN: -1 marks a failed round
+				}
+			}
+			e.Figures[m] = s
+		}
+	}
+	if len(e.Figures) == 0 {
+		e.Available, e.Reason = false, "every round failed (see notes)"
+	}
+	return e
+}
+
+// wakeupDesc explains the wakeup calibration (dxbench wakeup).
+const wakeupDesc = "calibration, not a stack: round trips between two threads pinned to the server's and the client's CPU " +
+	"(pipe_cross_cpu: a byte through two pipes, each thread asleep in read(2) until the other writes, so two cross-CPU wake-ups; " +
+	"pipe_same_cpu: the same with both threads on the server's CPU; spin_cross_cpu: a counter through one cache line between " +
+	"two threads that never sleep). A blocking pair such as the kernel's sockets pays the cross-CPU wake-up on every round trip; " +
+	"it is what moves the kernel's figures between machines of the same kind. Microseconds."
 
 // idleTarget is issue 6's idle_cpu goal checked for one libOS server.
 type idleTarget struct {
@@ -234,13 +271,35 @@ func idleTargets(share, first map[string]float64) map[string]*idleTarget {
 func markdown(doc map[string]any) string {
 	var b strings.Builder
 	load, _ := doc["loadavg"].(map[string]string)
-	fmt.Fprintf(&b, "# demixdp benchmarks\n\n%s; %v rounds, interleaved; generated %v in %vs; load average %s at the start, %s at the end. "+
+	fmt.Fprintf(&b, "# demixdp benchmarks\n\n%s; %v rounds, interleaved; %s; generated %v in %vs; load average %s at the start, %s at the end. "+
 		"Figures are the median of the rounds with [min-max]; ratios are medians of per-round ratios.\n\n",
-		doc["machine"], doc["rounds"], doc["generated"], doc["elapsed_s"], load["start"], load["end"])
-	order := []string{"libos", "reflector", "asavie", "kernel", "kernel_offload", "gvisor",
+		doc["machine"], doc["rounds"], doc["pinning"], doc["generated"], doc["elapsed_s"], load["start"], load["end"])
+	if wk, ok := doc["wakeup"].(*workloadDoc); ok {
+		b.WriteString("## wakeup\n\n" + wk.Description + "\n\n| between | p50 (us) | p99 (us) |\n|---|---|---|\n")
+		for _, v := range wakeupVariants {
+			e, ok := wk.Stacks[v]
+			if !ok {
+				continue
+			}
+			fmt.Fprintf(&b, "| %s |", v)
+			for _, m := range []string{"p50_us", "p99_us"} {
+				if s, ok := e.Figures[m]; ok {
+					fmt.Fprintf(&b, " %s [%s-%s] |", fmtNum(s.Median), fmtNum(s.Min), fmtNum(s.Max))
+				} else {
+					b.WriteString(" - |")
+				}
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("\n")
+	}
+	order := []string{"libos", "cabi", "reflector", "asavie", "kernel", "kernel_offload", "gvisor",
 		"kernel_client/libos", "kernel_client/reflector", "kernel_client/asavie", "kernel_client/gvisor", "libos_client/kernel"}
 	for _, w := range workloads {
-		wd := doc[w.name].(*workloadDoc)
+		wd, ok := doc[w.name].(*workloadDoc)
+		if !ok {
+			continue // not measured (-only)
+		}
 		var metrics []string
 		for _, e := range wd.Stacks {
 			for m := range e.Figures {
@@ -309,58 +368,60 @@ func markdown(doc map[string]any) string {
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("## idle_cpu\n\nShare of one core used by an idle echo server (UDP unless _tcp) over the idle window (scheduler CPU time of all its threads), " +
-		"and the RTT of the first request after it, sent by a kernel client that has just made 2000 exchanges on the same socket and busy-polls for the echo " +
-		"(so its own wake-up is not counted); median of 5 such first requests (each after 1 s more of silence); the same probe sent before the idle window " +
-		"after only ~2 ms of silence (short idle); the client's blocking p50 over its 2000 warm-up exchanges.\n\n" +
-		"| server | cpu share | first request RTT (us) | median of 5 (us) | after 2 ms idle (us) | warm p50 (us) |\n|---|---|---|---|---|---|\n")
-	share := doc["idle_cpu"].(map[string]float64)
-	first := doc["idle_first_rtt_us"].(map[string]float64)
-	warm := doc["idle_warm_p50_us"].(map[string]float64)
-	med := doc["idle_first_rtt_med_us"].(map[string]float64)
-	hot := doc["idle_short_rtt_us"].(map[string]float64)
 	var names []string
-	for k := range share {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		f, w, md, ho := "n/a", "n/a", "n/a", "n/a"
-		if v, ok := hot[k]; ok {
-			ho = fmtNum(v)
+	if _, ok := doc["idle_cpu"]; ok {
+		b.WriteString("## idle_cpu\n\nShare of one core used by an idle echo server (UDP unless _tcp) over the idle window (scheduler CPU time of all its threads), " +
+			"and the RTT of the first request after it, sent by a kernel client that has just made 2000 exchanges on the same socket and busy-polls for the echo " +
+			"(so its own wake-up is not counted); median of 5 such first requests (each after 1 s more of silence); the same probe sent before the idle window " +
+			"after only ~2 ms of silence (short idle); the client's blocking p50 over its 2000 warm-up exchanges.\n\n" +
+			"| server | cpu share | first request RTT (us) | median of 5 (us) | after 2 ms idle (us) | warm p50 (us) |\n|---|---|---|---|---|---|\n")
+		share := doc["idle_cpu"].(map[string]float64)
+		first := doc["idle_first_rtt_us"].(map[string]float64)
+		warm := doc["idle_warm_p50_us"].(map[string]float64)
+		med := doc["idle_first_rtt_med_us"].(map[string]float64)
+		hot := doc["idle_short_rtt_us"].(map[string]float64)
+		for k := range share {
+			names = append(names, k)
 		}
-		if v, ok := first[k]; ok {
-			f = fmtNum(v)
+		sort.Strings(names)
+		for _, k := range names {
+			f, w, md, ho := "n/a", "n/a", "n/a", "n/a"
+			if v, ok := hot[k]; ok {
+				ho = fmtNum(v)
+			}
+			if v, ok := first[k]; ok {
+				f = fmtNum(v)
+			}
+			if v, ok := med[k]; ok {
+				md = fmtNum(v)
+			}
+			if v, ok := warm[k]; ok {
+				w = fmtNum(v)
+			}
+			fmt.Fprintf(&b, "| %s | %.4f | %s | %s | %s | %s |\n", k, share[k], f, md, ho, w)
 		}
-		if v, ok := med[k]; ok {
-			md = fmtNum(v)
+		b.WriteString("\n")
+		targets := doc["idle_targets"].(map[string]*idleTarget)
+		names = names[:0]
+		for k := range targets {
+			names = append(names, k)
 		}
-		if v, ok := warm[k]; ok {
-			w = fmtNum(v)
+		sort.Strings(names)
+		for _, k := range names {
+			t := targets[k]
+			line := fmt.Sprintf("- %s: target %s", k, t.Target)
+			if t.Met != nil {
+				line += map[bool]string{true: " **met**", false: " **missed**"}[*t.Met]
+			}
+			if t.Reason != "" {
+				line += " (" + t.Reason + ")"
+			}
+			b.WriteString(line + "\n")
 		}
-		fmt.Fprintf(&b, "| %s | %.4f | %s | %s | %s | %s |\n", k, share[k], f, md, ho, w)
-	}
-	b.WriteString("\n")
-	targets := doc["idle_targets"].(map[string]*idleTarget)
-	names = names[:0]
-	for k := range targets {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		t := targets[k]
-		line := fmt.Sprintf("- %s: target %s", k, t.Target)
-		if t.Met != nil {
-			line += map[bool]string{true: " **met**", false: " **missed**"}[*t.Met]
-		}
-		if t.Reason != "" {
-			line += " (" + t.Reason + ")"
-		}
-		b.WriteString(line + "\n")
 	}
 	micro := doc["micro"].(map[string]report.Micro)
 	if len(micro) > 0 {
-		b.WriteString("\n## micro\n\n| benchmark | ns/op | allocs/op | B/op |\n|---|---|---|---|\n")
+		b.WriteString("\n## micro\n\n| benchmark | ns/op | allocs/op | B/op | other |\n|---|---|---|---|---|\n")
 		names = names[:0]
 		for k := range micro {
 			names = append(names, k)
@@ -368,7 +429,12 @@ func markdown(doc map[string]any) string {
 		sort.Strings(names)
 		for _, k := range names {
 			m := micro[k]
-			fmt.Fprintf(&b, "| %s | %s | %g | %g |\n", k, fmtNum(m.NsPerOp), m.AllocsPerOp, m.BytesPerOp)
+			var extra []string
+			for unit, v := range m.Extra {
+				extra = append(extra, fmtNum(v)+" "+unit)
+			}
+			sort.Strings(extra)
+			fmt.Fprintf(&b, "| %s | %s | %g | %g | %s |\n", k, fmtNum(m.NsPerOp), m.AllocsPerOp, m.BytesPerOp, strings.Join(extra, ", "))
 		}
 	}
 	if notes, _ := doc["notes"].([]string); len(notes) > 0 {

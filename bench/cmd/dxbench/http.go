@@ -15,7 +15,8 @@ import (
 // dxnet (its own address, 198.51.100.21, dedicated mode) and on the
 // kernel (-kernel, the shared lab's kernel address): the same binary and
 // handler, only the listener differs. Each round measures both stacks at
-// -c 1 and -c 64 (one wrk thread), GET / ("hello\n"), keep-alive.
+// -c 1 and -c 64 (one wrk thread), GET / ("hello\n"), keep-alive; the
+// server and wrk are pinned as every server and client are (-pin).
 //
 // Figures: requests per second and wrk's latency p50/p99 (--latency).
 // The dxnet server's figures are recorded under the stack name "libos"
@@ -42,11 +43,16 @@ func (h *harness) httpRound(l lab, round int) {
 		if err := h.startServer(l["NSA"], s.argv...); err != nil {
 			h.note("round %d: http %s server: %v", round, s.stack, err)
 			for _, c := range httpConcurrency {
-				h.recordHTTP(c.workload, s.stack, nil)
+				if h.want(c.workload) {
+					h.recordHTTP(c.workload, s.stack, nil)
+				}
 			}
 			continue
 		}
 		for _, c := range httpConcurrency {
+			if !h.want(c.workload) {
+				continue
+			}
 			out, err := h.wrk(l["NSB"], c.conns, "http://"+s.remote+"/")
 			var w *wrkResult
 			if err == nil {
@@ -132,11 +138,12 @@ func wrkDuration(s string) (float64, error) {
 	return 0, fmt.Errorf("wrk latency %q: unknown unit", s)
 }
 
-// clientRaw runs argv in ns and returns its stdout.
+// clientRaw runs argv in ns (pinned as the clients are) and returns its
+// stdout.
 func (h *harness) clientRaw(ns string, limit time.Duration, argv ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, argv...)...).Output()
+	out, err := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, h.o.pin.wrap(h.o.pin.client, argv)...)...).Output()
 	if err != nil {
 		var stderr string
 		if ee, ok := err.(*exec.ExitError); ok {

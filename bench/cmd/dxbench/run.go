@@ -33,7 +33,8 @@ type runOpts struct {
 	idle              time.Duration
 	micro             bool
 	benchtime         string
-	workloads         map[string]bool // which groups run (-workloads)
+	pin               pinning
+	only              []string // -only: the workloads to measure (nil: all)
 	httpTime          time.Duration
 }
 
@@ -76,21 +77,22 @@ func runMain(args []string) error {
 	fs.DurationVar(&o.idle, "idle", 5*time.Second, "idle_cpu window")
 	fs.BoolVar(&o.micro, "micro", true, "run the Go micro-benchmarks")
 	fs.StringVar(&o.benchtime, "benchtime", "200ms", "-benchtime of the micro-benchmarks")
-	wl := fs.String("workloads", "udp,tcp,http,idle,micro", "comma-separated groups to run: udp, tcp, http, idle, micro (e.g. -workloads http runs only the http workload)")
-	fs.DurationVar(&o.httpTime, "http-time", 5*time.Second, "length of one wrk run of the http workload")
+	fs.BoolVar(&o.pin.on, "pin", true, "pin every server to -server-cpu and every client to -client-cpu (false: let the scheduler place them)")
+	fs.IntVar(&o.pin.server, "server-cpu", 0, "the CPU of the servers (and of one end of the wakeup calibration)")
+	fs.IntVar(&o.pin.client, "client-cpu", 1, "the CPU of the clients (and of the other end of the wakeup calibration)")
+	fs.DurationVar(&o.httpTime, "http-time", 5*time.Second, "length of one wrk run of the http workloads")
+	only := fs.String("only", "", "measure only these workloads, comma separated (e.g. bulk_ceiling,wakeup; default: all)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o.workloads = map[string]bool{}
-	for _, w := range strings.Split(*wl, ",") {
-		switch w = strings.TrimSpace(w); w {
-		case "udp", "tcp", "http", "idle", "micro":
-			o.workloads[w] = true
-		default:
-			return fmt.Errorf("-workloads: unknown group %q (want udp, tcp, http, idle, micro)", w)
-		}
+	var err error
+	if o.only, err = parseOnly(*only); err != nil {
+		return err
 	}
-	o.micro = o.micro && o.workloads["micro"]
+	pinNote, err := o.pin.check()
+	if err != nil {
+		return err
+	}
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run needs root (network namespaces, eBPF, AF_XDP)")
 	}
@@ -100,6 +102,9 @@ func runMain(args []string) error {
 	}
 	o.work = work
 	h := &harness{o: o, bin: map[string]string{}, figures: map[string]map[string]map[string][]float64{}, samples: map[string][]int64{}}
+	if pinNote != "" {
+		h.note("%s", pinNote)
+	}
 	// Whatever happens, the labs and the server go away.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -174,7 +179,7 @@ func (h *harness) startServer(ns string, argv ...string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, h.o.pin.wrap(h.o.pin.server, argv)...)...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		f.Close()
@@ -226,7 +231,7 @@ func (h *harness) stopServer() {
 func (h *harness) client(ns string, limit time.Duration, argv ...string) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, argv...)...)
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns}, h.o.pin.wrap(h.o.pin.client, argv)...)...)
 	out, err := cmd.Output()
 	kv := map[string]string{}
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
@@ -339,11 +344,15 @@ func (h *harness) udpServers(l lab) []udpServer {
 // udpRound measures every UDP server once: its own client (the pair) and a
 // kernel client, udp_rtt then udp_pps.
 func (h *harness) udpRound(l lab, round int) {
+	loads := h.wanted([]string{"udp_rtt", "udp_pps"})
+	if len(loads) == 0 {
+		return
+	}
 	for _, s := range h.udpServers(l) {
 		h.logf("round %d udp %s", round, s.name)
 		if err := h.startServer(l["NSA"], s.server...); err != nil {
 			h.note("round %d: %s server: %v", round, s.name, err)
-			for _, wl := range []string{"udp_rtt", "udp_pps"} {
+			for _, wl := range loads {
 				for _, st := range []string{s.name, "kernel_client/" + s.name} {
 					h.record(wl, st, "fail", 1)
 				}
@@ -367,7 +376,7 @@ func (h *harness) udpRound(l lab, round int) {
 			clients = append(clients, cl{"kernel_client/" + s.name, kc})
 		}
 		for _, c := range clients {
-			for _, wl := range []string{"udp_rtt", "udp_pps"} {
+			for _, wl := range loads {
 				sp := filepath.Join(h.o.work, "samples.bin")
 				os.Remove(sp)
 				kv, err := h.client(l["NSB"], 60*time.Second, c.argv(wl, sp)...)
@@ -404,6 +413,9 @@ func (h *harness) tcpRound(l, lo lab, round int) {
 		keep   bool // the next configuration uses this server
 	}
 	all := []string{"tcp_rtt", "tcp_connect", "tcp_bulk"}
+	if len(h.wanted(all)) == 0 {
+		return
+	}
 	// Every round has its own service ports: a new libOS client process
 	// starts its ephemeral ports and TCP timestamp clock afresh, and the
 	// kernel server's TIME_WAIT from the previous round would reject (PAWS)
@@ -434,6 +446,13 @@ func (h *harness) tcpRound(l, lo lab, round int) {
 	}
 	skip := false // the server of a shared pair failed
 	for _, c := range cfgs {
+		c.loads = h.wanted(c.loads)
+		if len(c.loads) == 0 && !c.keep {
+			if c.server == nil {
+				h.stopServer() // the previous configuration's, kept for this one
+			}
+			continue
+		}
 		h.logf("round %d tcp %s", round, c.name)
 		if c.server != nil {
 			skip = false
@@ -567,8 +586,8 @@ const idleProbeCount = 5
 func (h *harness) idleOne(l lab, s idleServer) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.o.idle+idleProbeCount*time.Second+30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l["NSB"], h.bin["dxbench"], "client", "-stack", "kernel",
-		"-workload", s.workload, "-remote", s.remote, "-n", "2000", "-warmup", "100", "-idle-probe")
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", l["NSB"]}, h.o.pin.wrap(h.o.pin.client, []string{h.bin["dxbench"], "client", "-stack", "kernel",
+		"-workload", s.workload, "-remote", s.remote, "-n", "2000", "-warmup", "100", "-idle-probe"})...)...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -662,7 +681,7 @@ func (h *harness) idleOne(l lab, s idleServer) (map[string]float64, error) {
 
 func (h *harness) microBench() (map[string]report.Micro, error) {
 	cmd := exec.Command("go", "test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", h.o.benchtime, "-timeout", "5m",
-		"./libos", "./netstack/...", "./umem", "./xdp", "./bpf", "./dxnet")
+		"./libos", "./netstack/...", "./umem", "./xdp", "./bpf", "./cabi", "./dxnet")
 	cmd.Dir = h.o.root
 	out, err := cmd.CombinedOutput()
 	os.WriteFile(filepath.Join(h.o.work, "micro.txt"), out, 0o644)
@@ -680,6 +699,16 @@ func (h *harness) run() error {
 	if err := h.build(); err != nil {
 		return err
 	}
+	if len(h.o.only) == 1 && h.o.only[0] == "cabi" {
+		// The C ABI pair beside the Go libOS pair, alone, into
+		// latest-cabi.{json,md}.
+		return h.runCABIOnly(t0)
+	}
+	if h.want("cabi") {
+		if err := h.buildCABI(); err != nil {
+			h.note("cabi: %v", err)
+		}
+	}
 	id := fmt.Sprintf("%04x", rand.IntN(1<<16))
 	l, err := h.labUp("dxbn"+id, false)
 	if err != nil {
@@ -690,23 +719,24 @@ func (h *harness) run() error {
 		return err
 	}
 	for r := 1; r <= h.o.rounds; r++ {
-		if h.o.workloads["udp"] {
-			h.udpRound(l, r)
+		h.wakeupRound(r)
+		h.udpRound(l, r)
+		h.tcpRound(l, lo, r)
+		if h.want("cabi") {
+			h.cabiRound(l, r, false)
 		}
-		if h.o.workloads["tcp"] {
-			h.tcpRound(l, lo, r)
-		}
-		if h.o.workloads["http"] {
+		h.ceilingRound(l, r)
+		if h.want("http_c1") || h.want("http_c64") {
 			h.httpRound(l, r)
 		}
 	}
-	var idle map[string]map[string]float64
-	if h.o.workloads["idle"] {
+	idle := map[string]map[string]float64{}
+	if h.want("idle_cpu") {
 		h.logf("idle_cpu")
 		idle = h.idleRound(l)
 	}
 	var micro map[string]report.Micro
-	if h.o.micro {
+	if h.o.micro && h.want("micro") {
 		h.logf("micro-benchmarks")
 		if micro, err = h.microBench(); err != nil {
 			h.note("micro: %v", err)

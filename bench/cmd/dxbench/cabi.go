@@ -1,0 +1,145 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/demixdp/demixdp/bench/report"
+)
+
+// The C ABI's pair: examples/c/udp-ping-pong and tcp-ping-pong, built by
+// `make libdemi`, client and server each on its own libOS, beside the Go
+// libOS pair (cmd/udp-echo + the dxbench libOS client; dxbench tcp-server
+// and client -stack libos). They use the Go pair's addresses, so the only
+// difference is the language and the C-Go boundary. `dxbench run -only
+// cabi` runs these two pairs alone and writes latest-cabi.{json,md}.
+
+// cabiTarget is issue 12's goal: the C pair's p50 within 1.1x of Go's.
+const cabiTarget = 1.1
+
+// buildCABI runs `make libdemi` into the work directory.
+func (h *harness) buildCABI() error {
+	dir := filepath.Join(h.o.work, "cabi")
+	cmd := exec.Command("make", "libdemi", "BUILD="+dir)
+	cmd.Dir = h.o.root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("make libdemi: %v\n%s", err, out)
+	}
+	h.bin["c-udp"] = filepath.Join(dir, "examples", "udp-ping-pong")
+	h.bin["c-tcp"] = filepath.Join(dir, "examples", "tcp-ping-pong")
+	return nil
+}
+
+// cenv prefixes a C example's command line with its libOS configuration.
+func cenv(iface, ip string, argv ...string) []string {
+	return append([]string{"env", "LINUX_INTERFACE_NAME=" + iface, "LOCAL_IPV4_ADDR=" + ip}, argv...)
+}
+
+// cabiRound measures the C pair's udp_rtt and tcp_rtt (64 bytes, one
+// outstanding); with goPair, the Go libOS pair's too (for -only cabi: a
+// full run measures it in udpRound and tcpRound).
+func (h *harness) cabiRound(l lab, round int, goPair bool) {
+	const srv, cli = "198.51.100.21", "198.51.100.22"
+	n := strconv.Itoa(h.o.rttN)
+	if h.bin["c-udp"] == "" {
+		h.note("round %d: cabi: not built", round)
+		h.record("udp_rtt", "cabi", "fail", 1)
+		h.record("tcp_rtt", "cabi", "fail", 1)
+		return
+	}
+	type pair struct {
+		stack, workload string
+		server, client  []string
+	}
+	port := 7501 + 10*(round-1) // a new TCP port each round: no TIME_WAIT reuse
+	var pairs []pair
+	if goPair {
+		tp := strconv.Itoa(port + 5)
+		pairs = append(pairs,
+			pair{"libos", "udp_rtt", []string{h.bin["udp-echo"], "-iface", l["IFA"], "-addr", srv + ":7777"},
+				[]string{h.bin["dxbench"], "client", "-stack", "libos", "-workload", "udp_rtt", "-remote", srv + ":7777",
+					"-iface", l["IFB"], "-addr", cli + "/24", "-port", "9000", "-n", n}},
+			pair{"libos", "tcp_rtt", []string{h.bin["dxbench"], "tcp-server", "-stack", "libos", "-iface", l["IFA"], "-addr", srv + "/24", "-port", tp},
+				[]string{h.bin["dxbench"], "client", "-stack", "libos", "-workload", "tcp_rtt", "-remote", srv + ":" + tp,
+					"-iface", l["IFB"], "-addr", cli + "/24", "-port", "9000", "-n", strconv.Itoa(h.o.rttN / 2)}})
+	}
+	tp := strconv.Itoa(port)
+	pairs = append(pairs,
+		pair{"cabi", "udp_rtt", cenv(l["IFA"], srv, h.bin["c-udp"], "--server", srv, "7777"),
+			cenv(l["IFB"], cli, h.bin["c-udp"], "--client", srv, "7777", "64", n)},
+		pair{"cabi", "tcp_rtt", cenv(l["IFA"], srv, h.bin["c-tcp"], "--server", srv, tp),
+			cenv(l["IFB"], cli, h.bin["c-tcp"], "--client", srv, tp, "64", strconv.Itoa(h.o.rttN/2))})
+	for _, p := range pairs {
+		h.logf("round %d %s %s", round, p.workload, p.stack)
+		var kv map[string]string
+		err := h.startServer(l["NSA"], p.server...)
+		if err == nil {
+			kv, err = h.client(l["NSB"], 2*time.Minute, p.client...)
+		}
+		if err != nil {
+			h.note("round %d: %s %s: %v", round, p.workload, p.stack, err)
+			kv = nil
+		}
+		h.record(p.workload, p.stack, "p50_us", num(kv, "p50_us", "rtt_p50_us"))
+		h.record(p.workload, p.stack, "p99_us", num(kv, "p99_us", "rtt_p99_us"))
+		h.stopServer()
+	}
+}
+
+// cabiRatio is cabi/libos for a workload's p50 (lower is better), round by
+// round; nil when the workload has no C pair.
+func (h *harness) cabiRatio(workload string) *ratio {
+	a := h.figures[workload]["cabi"]["p50_us"]
+	if len(a) == 0 {
+		return nil
+	}
+	r := &ratio{Metric: "p50_us", Target: fmt.Sprintf("<= %g", cabiTarget)}
+	b := h.figures[workload]["libos"]["p50_us"]
+	v, ok := report.RatioOfRounds(a, b)
+	if !ok {
+		r.Reason = "no round measured both"
+		return r
+	}
+	v = math.Round(v*1000) / 1000
+	met := v <= cabiTarget
+	r.Value, r.Met = &v, &met
+	return r
+}
+
+// runCABIOnly is `dxbench run -only cabi`: the C and the Go libOS pairs,
+// interleaved in rounds, written to latest-cabi.{json,md} (the full run's
+// files stay as they are).
+func (h *harness) runCABIOnly(t0 time.Time) error {
+	if err := h.buildCABI(); err != nil {
+		return err
+	}
+	l, err := h.labUp(fmt.Sprintf("dxbc%04x", rand.IntN(1<<16)), false)
+	if err != nil {
+		return err
+	}
+	for r := 1; r <= h.o.rounds; r++ {
+		h.cabiRound(l, r, true)
+	}
+	doc := h.document(nil, nil, time.Since(t0))
+	js, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return err
+	}
+	os.MkdirAll(h.o.out, 0o755)
+	if err := os.WriteFile(filepath.Join(h.o.out, "latest-cabi.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	md := markdown(doc)
+	if err := os.WriteFile(filepath.Join(h.o.out, "latest-cabi.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	fmt.Print(md)
+	return nil
+}

@@ -1,0 +1,92 @@
+package tcp_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/demixdp/demixdp/netstack/tcp"
+)
+
+func sackConn(t *testing.T) (*fx, *tcp.Endpoint, tcp.Seq) {
+	f := newFx(t, tcp.Config{})
+	e, iss := f.established(&tcp.Options{HasMSS: true, MSS: 1460, SACKPermitted: true})
+	return f, e, iss
+}
+
+// A segment whose data we already had (the peer retransmitted in vain) is
+// answered at once with a D-SACK block naming it (RFC 2883 §4).
+func TestDuplicateDataIsReportedByDSACK(t *testing.T) {
+	f, _, iss := sackConn(t)
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: iss + 1, data: payload(100)})
+	f.advance(50 * time.Millisecond)
+	f.one(tcp.FlagACK)
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: iss + 1, data: payload(100)})
+	a := f.one(tcp.FlagACK)
+	if a.Ack() != peerISN+101 || a.o.NumSACK != 1 || a.o.SACK[0] != (tcp.SACKBlock{Start: peerISN + 1, End: peerISN + 101}) {
+		t.Fatalf("ack %d with %d blocks %v, want a D-SACK of [%d, %d)", a.Ack(), a.o.NumSACK, a.o.SACK[:a.o.NumSACK], peerISN+1, peerISN+101)
+	}
+	// Reported once: the next ACK has no D-SACK.
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 101, ack: iss + 1, data: payload(100)})
+	f.advance(50 * time.Millisecond)
+	if a := f.one(tcp.FlagACK); a.o.NumSACK != 0 {
+		t.Fatalf("D-SACK repeated: %v", a.o.SACK[:a.o.NumSACK])
+	}
+}
+
+// A duplicate of data held out of order is reported by a D-SACK block,
+// followed by the SACK block that holds it (RFC 2883 §4.2.1).
+func TestDuplicateOutOfOrderDataIsReportedByDSACK(t *testing.T) {
+	f, _, iss := sackConn(t)
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 201, ack: iss + 1, data: payload(100)})
+	f.one(tcp.FlagACK)
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 201, ack: iss + 1, data: payload(100)})
+	a := f.one(tcp.FlagACK)
+	blk := tcp.SACKBlock{Start: peerISN + 201, End: peerISN + 301}
+	if a.Ack() != peerISN+1 || a.o.NumSACK != 2 || a.o.SACK[0] != blk || a.o.SACK[1] != blk {
+		t.Fatalf("ack %d with blocks %v, want D-SACK %v then SACK %v", a.Ack(), a.o.SACK[:a.o.NumSACK], blk, blk)
+	}
+}
+
+// A fast recovery whose only retransmission the peer reports as a
+// duplicate (the original was late, not lost) is undone: the congestion
+// window goes back to what it was. A D-SACK of data that was not
+// retransmitted (a duplicate the network made) undoes nothing.
+func TestSpuriousRecoveryIsUndoneByDSACK(t *testing.T) {
+	for _, retransmitted := range []bool{true, false} {
+		f, e, first, mss := rackConn(t, 10*time.Millisecond)
+		for i := 0; i < 8; i++ {
+			f.push(e, payload(int(mss)), 0)
+		}
+		f.sent()
+		at := func(i int) tcp.Seq { return first + tcp.Seq(i)*mss }
+		before := e.Info().CWND
+		// Segment 0 seems lost: 1..7 are SACKed, well past the
+		// reordering window.
+		f.advance(10 * time.Millisecond)
+		sackOf(f, at(0), tcp.SACKBlock{Start: at(1), End: at(8)})
+		if got := seqs(f.sent()); len(got) != 1 || got[0] != at(0) {
+			t.Fatalf("retransmitted %v, want segment 0", got)
+		}
+		reduced := e.Info().CWND
+		if reduced >= before {
+			t.Fatalf("cwnd %d after entering recovery, was %d", reduced, before)
+		}
+		// The original arrives after all: everything is acknowledged,
+		// then the retransmission comes in as a duplicate.
+		f.advance(time.Millisecond)
+		sackOf(f, at(8))
+		dup := tcp.SACKBlock{Start: at(0), End: at(1)}
+		if !retransmitted {
+			dup = tcp.SACKBlock{Start: at(3), End: at(4)} // never retransmitted
+		}
+		f.advance(time.Millisecond)
+		sackOf(f, at(8), dup)
+		c := f.h.s.TCP().Counters()
+		switch {
+		case retransmitted && (e.Info().CWND < before || c.SpuriousRecoveries != 1):
+			t.Fatalf("after a D-SACK of the retransmission: cwnd %d (was %d before recovery), %d undone", e.Info().CWND, before, c.SpuriousRecoveries)
+		case !retransmitted && (e.Info().CWND >= before || c.SpuriousRecoveries != 0):
+			t.Fatalf("after a D-SACK of another segment: cwnd %d (was %d before recovery), %d undone", e.Info().CWND, before, c.SpuriousRecoveries)
+		}
+	}
+}

@@ -22,6 +22,7 @@ type Stack struct {
 	segSize     int // libos SegmentSize
 	maxChunk    int // the most one SGA carries
 	maxDatagram int
+	spin        time.Duration // how long the loop polls after the last sign of work before it sleeps
 
 	mu     sync.Mutex
 	queue  []item // calls for the loop, oldest first
@@ -56,14 +57,33 @@ const popAhead = 4
 // backlog is the Listen backlog of a dxnet listener.
 const backlog = 1024
 
+// defaultSpin is how long the loop polls after the last sign of work
+// before it sleeps in poll(2) when libos.Config.Spin is 0: the libOS's own
+// default.
+const defaultSpin = 200 * time.Microsecond
+
 // retryEvery is how often a writer that found no frame (ENOBUFS), or a
 // full send buffer with nothing of its own in flight, tries again.
 const retryEvery = time.Millisecond
 
 // Open takes over cfg.Interface's queue with libos.New (so it must run in
 // the network namespace that holds the interface) and starts the loop
-// goroutine. Errors are libos.New's.
+// goroutine. cfg.Spin keeps its meaning (how long the loop polls after
+// the last sign of work before it sleeps in poll(2); 0: 200 µs, negative:
+// never), but the loop does the spinning itself and yields the processor
+// between polls, so other goroutines run meanwhile even with
+// GOMAXPROCS=1. Errors are libos.New's.
 func Open(cfg libos.Config) (*Stack, error) {
+	// The loop spins itself, yielding the processor between polls (see
+	// loop); the libOS must not spin inside WaitNext, which cannot yield.
+	spin := cfg.Spin
+	switch {
+	case spin == 0:
+		spin = defaultSpin
+	case spin < 0:
+		spin = 0
+	}
+	cfg.Spin = -1
 	lib, err := libos.New(cfg)
 	if err != nil {
 		return nil, err
@@ -74,6 +94,7 @@ func Open(cfg libos.Config) (*Stack, error) {
 		segSize:     lib.SegmentSize(),
 		maxChunk:    libos.MaxSegments * lib.SegmentSize(),
 		maxDatagram: lib.MaxDatagram(),
+		spin:        spin,
 		exited:      make(chan struct{}),
 		queue:       make([]item, 0, 64),
 		spare:       make([]item, 0, 64),
@@ -251,8 +272,10 @@ func (s *Stack) mark(k *sock) {
 //demixdp:hotpath — allocates nothing in steady state.
 func (s *Stack) loop() {
 	defer close(s.exited)
+	active := time.Now() // the last sign of work
+	lastRetry := active
 	for !s.quit.Load() {
-		s.drain()
+		busy := s.drain()
 		s.settle()
 		timeout := time.Duration(-1)
 		switch {
@@ -261,6 +284,8 @@ func (s *Stack) loop() {
 			// of the loop sends what they pushed before their goroutines
 			// run (yield, below) and queue more.
 			timeout = 0
+		case time.Since(active) < s.spin:
+			timeout = 0 // spinning: poll, and let other goroutines run in between
 		case len(s.retry) > 0 || len(s.allocs) > 0:
 			timeout = retryEvery
 		}
@@ -271,11 +296,23 @@ func (s *Stack) loop() {
 			s.out[i] = libos.Result{}
 		}
 		s.iterating = false
-		if n > 0 || err == unix.ETIMEDOUT {
+		now := time.Now()
+		if n > 0 || busy || s.woken > 0 {
+			active = now
+		}
+		if (len(s.retry) > 0 || len(s.allocs) > 0) && (n > 0 || now.Sub(lastRetry) >= retryEvery) {
 			s.retryWaiting()
+			lastRetry = now
 		}
 		s.settle()
-		s.yield()
+		if s.woken > 0 {
+			s.yield()
+		} else if timeout == 0 {
+			// Spinning holds a processor: give it to any goroutine that
+			// is waiting for one (with GOMAXPROCS=1 nothing else would
+			// run, not even the garbage collector, until the spin ends).
+			runtime.Gosched()
+		}
 		if err == unix.EBADF {
 			break // cannot happen: only the loop closes the libOS
 		}
@@ -284,9 +321,9 @@ func (s *Stack) loop() {
 }
 
 // drain handles the calls queued since the last turn.
-func (s *Stack) drain() {
+func (s *Stack) drain() bool {
 	if s.queued.Load() == 0 {
-		return
+		return false
 	}
 	s.mu.Lock()
 	batch := s.queue
@@ -298,6 +335,7 @@ func (s *Stack) drain() {
 		batch[i] = item{}
 	}
 	s.spare = batch[:0]
+	return true
 }
 
 // finish completes call gen of r and counts the goroutine it wakes.
@@ -316,10 +354,8 @@ func (s *Stack) finish(r *request, gen uint64) {
 // goroutine that yields hands its processor to another thread and must be
 // woken back by a futex, 30 µs a hand-off. (docs/DECISIONS.md)
 func (s *Stack) yield() {
-	if s.woken > 0 {
-		s.woken = 0
-		runtime.Gosched()
-	}
+	s.woken = 0
+	runtime.Gosched()
 }
 
 // settle serves the sockets that changed and closes those whose close had

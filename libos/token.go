@@ -246,7 +246,9 @@ func (l *LibOS) finish(o *op, err error) {
 //
 // timeout < 0 waits forever; 0 polls once; otherwise Wait gives up after
 // timeout with ETIMEDOUT, leaving the operation pending and qt valid.
-// An unknown or already consumed token is EINVAL; a closed LibOS is EBADF.
+// An unknown or already consumed token is EINVAL; a closed LibOS is EBADF;
+// EINTR means another goroutine called Wake (the operation stays pending
+// and qt valid, as after ETIMEDOUT).
 func (l *LibOS) Wait(qt QToken, timeout time.Duration) (Result, error) {
 	qts := [1]QToken{qt}
 	_, r, err := l.WaitAny(qts[:], timeout)
@@ -300,7 +302,7 @@ func (l *LibOS) WaitAny(qts []QToken, timeout time.Duration) (int, Result, error
 // when nothing completed). An application with many operations in flight
 // uses it instead of WaitAny, which looks at every token it is given; it is
 // the call behind Demikernel's demi_wait_next_n. Errors: EINVAL (out is
-// empty), EBADF (the LibOS is closed), ETIMEDOUT.
+// empty), EBADF (the LibOS is closed), ETIMEDOUT, EINTR (Wake).
 //
 //demixdp:hotpath — allocates nothing.
 func (l *LibOS) WaitNext(out []Result, timeout time.Duration) (int, error) {

@@ -147,17 +147,21 @@ type Endpoint struct {
 	undoN       int8
 	undoRetrans int8
 	undoOn      bool
-	rttSeq      Seq
-	rttT        int64
-	rttOn       bool
-	lastSnd     int64
-	probes      int
-	txStuck     bool // a send failed with EAGAIN: retry on the next tick
-	rtoAt       int64
-	persist     bool // rtoAt is the persist timer
-	delackAt    int64
-	stateAt     int64 // TIME_WAIT, FIN_WAIT_2 orphan, SYN-RECEIVED expiry
-	keepAt      int64
+	// After a retransmission timeout that kept the SACK information:
+	// recovering until lossPoint (SND.MAX then) is acknowledged.
+	lossAfterRTO bool
+	lossPoint    Seq
+	rttSeq       Seq
+	rttT         int64
+	rttOn        bool
+	lastSnd      int64
+	probes       int
+	txStuck      bool // a send failed with EAGAIN: retry on the next tick
+	rtoAt        int64
+	persist      bool // rtoAt is the persist timer
+	delackAt     int64
+	stateAt      int64 // TIME_WAIT, FIN_WAIT_2 orphan, SYN-RECEIVED expiry
+	keepAt       int64
 
 	// Receive side.
 	irs     Seq
@@ -617,6 +621,9 @@ func (e *Endpoint) pushSQ(s txSeg) {
 
 // dropSQ releases segment s's frame (if it still has one).
 func (e *Endpoint) dropSQ(s *txSeg) {
+	if s.sacked {
+		e.rack.sackedBytes -= min(e.rack.sackedBytes, uint32(s.b.Len))
+	}
 	if s.b.Frame != noFrame {
 		e.p.link.Release(s.b.Frame)
 		e.hold(-1, true)

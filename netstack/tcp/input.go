@@ -439,6 +439,12 @@ func (e *Endpoint) processAck(seg *segment, now int64) {
 			e.rackDrop(s)
 			e.popSQ(nil, !e.orphan)
 		}
+		if e.sackOK && e.sqN > 0 && e.sqAt(0).sacked && e.sqAt(0).seq == ack {
+			// The peer asks for data it SACKed: it reneged (RFC 2018
+			// s8, as this engine does under frame pressure). Forget
+			// every SACK; RACK finds what is missing again.
+			e.renege()
+		}
 		if e.wantWr && e.sndRoomy() {
 			e.wantWr = false
 			e.notify(EventWritable)
@@ -497,7 +503,10 @@ func (e *Endpoint) processAck(seg *segment, now int64) {
 		}
 		e.rackDetect(now)
 		e.tlpOnAck(ack, dsack, now)
-		if !e.sb.InRecovery() && e.rack.lostBytes > 0 && e.sndNxt == e.sndMax {
+		if e.lossAfterRTO && ack.GreaterEq(e.lossPoint) {
+			e.lossAfterRTO = false
+		}
+		if !e.sb.InRecovery() && !e.lossAfterRTO && e.rack.lostBytes > 0 && e.sndNxt == e.sndMax {
 			e.enterRecovery(now)
 		}
 	} else if !e.sb.InRecovery() && e.sndUna != e.sndMax && e.dupAcks >= DefaultDupThresh {

@@ -544,14 +544,14 @@ func (e *Endpoint) onTimer(now int64) {
 		r.reoAt = 0
 		if e.sackOK && e.sndUna != e.sndMax {
 			e.rackDetect(now)
-			if !e.sb.InRecovery() && r.lostBytes > 0 && e.sndNxt == e.sndMax {
+			if !e.sb.InRecovery() && !e.lossAfterRTO && r.lostBytes > 0 && e.sndNxt == e.sndMax {
 				e.enterRecovery(now)
 			}
 			e.output()
 		}
 	}
-	if r := &e.rack; r.tlpAt != 0 && now >= r.tlpAt && (e.rtoAt == 0 || now < e.rtoAt) {
-		e.sendTLP(now)
+	if r := &e.rack; r.tlpAt != 0 && now >= r.tlpAt && (e.rtoAt == 0 || r.tlpAt <= e.rtoAt) {
+		e.sendTLP(now) // it rearms the RTO if it sends
 	}
 	if e.rtoAt != 0 && now >= e.rtoAt {
 		e.rtoAt = 0
@@ -644,14 +644,38 @@ func (e *Endpoint) onRTO(now int64) {
 	}
 	p.ctr.RTOs++
 	e.ctr.RTOs++
+	if e.sb.InRecovery() {
+		p.ctr.RTOsInRecovery++
+	}
 	e.undoOn = false // an RTO is not undone
 	e.cc.OnRTO(e.sndUna.Size(e.sndMax), time.Duration(now))
 	e.rto.Backoff()
-	e.sb.Reset(e.sndUna)
-	e.rackClear()
 	e.dupAcks = 0
 	e.rttOn = false
-	e.sndNxt = e.sndUna // go back: resend from SND.UNA in slow start
+	if e.sackOK && e.retries == 1 {
+		// The first expiry: what the peer SACKed it has (unless it
+		// reneged: processAck watches for that, and a second expiry
+		// in a row goes back all the way). Every other segment sent is
+		// deemed lost and resent, in slow start, before new data; the
+		// SACKed ones are not.
+		if e.sb.InRecovery() {
+			e.sb.ExitRecovery()
+			e.rackOnRecoveryExit()
+		}
+		e.rackMarkAllLost()
+		// Until everything sent before the expiry is acknowledged, the
+		// losses RACK finds are this episode's (Linux's CA_Loss), not a
+		// new fast recovery with a reduction of its own.
+		e.lossAfterRTO, e.lossPoint = true, e.sndMax
+		if e.finQ && e.sndMax == e.finSeq.Add(1) {
+			e.sndNxt = e.finSeq // the FIN goes again once the data before it has
+		}
+	} else {
+		e.lossAfterRTO = false
+		e.sb.Reset(e.sndUna)
+		e.rackClear()
+		e.sndNxt = e.sndUna // go back: resend from SND.UNA in slow start
+	}
 	e.rtoAt = now + int64(e.rto.Current())
 	e.output()
 }

@@ -145,6 +145,9 @@ type Counters struct {
 	SegsIn, SegsOut    uint64 // segments received (valid header) and sent
 	Retransmits        uint64 // data/FIN segments sent again (RTO, fast and SACK recovery)
 	RTOs               uint64 // retransmission timer expiries
+	RTOsInRecovery     uint64 // of which during fast recovery
+	LossProbes         uint64 // tail loss probes sent (RFC 8985 TLP)
+	SACKReneging       uint64 // ACKs showing that the peer dropped data it had SACKed
 	FastRecoveries     uint64 // entries into fast recovery
 	SpuriousRecoveries uint64 // fast recoveries undone: D-SACKs showed every retransmission needless
 	Malformed          uint64 // dropped: truncated, bad data offset or options

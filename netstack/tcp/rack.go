@@ -68,6 +68,7 @@ type rackState struct {
 	dsackOn     bool
 	valid       bool   // xmitTs/endSeq set
 	lostBytes   uint32 // octets of segments deemed lost (retransmitted or not)
+	sackedBytes uint32 // octets of segments SACKed (from the segments' own flags)
 	rxOutBytes  uint32 // octets of retransmissions in flight
 	awaitN      int    // segments lost and not retransmitted since
 	lostHint    Seq    // no segment awaiting retransmission lies below it
@@ -132,7 +133,7 @@ func (e *Endpoint) rackClear() {
 		s.lost, s.rxOut, s.sacked = false, false, false
 	}
 	r := &e.rack
-	r.lostBytes, r.rxOutBytes, r.awaitN = 0, 0, 0
+	r.lostBytes, r.rxOutBytes, r.awaitN, r.sackedBytes = 0, 0, 0, 0
 	r.reoAt, r.tlpAt, r.tlpOut = 0, 0, false
 	r.lostHint = e.sndUna
 }
@@ -176,6 +177,7 @@ func (e *Endpoint) sackNewly(parts []SACKBlock, now int64) {
 				continue
 			}
 			s.sacked = true
+			e.rack.sackedBytes += uint32(s.b.Len)
 			e.rackDrop(s)
 			e.rackDelivered(s, now)
 		}
@@ -231,7 +233,7 @@ func (e *Endpoint) rackReoWnd() int64 {
 		if e.sb.InRecovery() {
 			return 0
 		}
-		if e.sb.SackedBytes() >= DefaultDupThresh*e.sndMSS {
+		if e.rack.sackedBytes >= DefaultDupThresh*e.sndMSS {
 			return 0
 		}
 	}
@@ -376,18 +378,58 @@ func (e *Endpoint) nextLost() int {
 	return -1
 }
 
-// rackPipe is the pipe estimate: octets sent (below SND.NXT: after an RTO
-// the rest counts as gone), minus those SACKed or deemed lost, plus
-// retransmissions in flight.
+// rackPipe is the pipe estimate: octets sent (below SND.NXT), minus those
+// SACKed or deemed lost, plus retransmissions in flight. The SACKed octets
+// are the segments' own (the scoreboard forgets ranges past its capacity,
+// and a pipe that counted those as in flight would hold sending back).
 func (e *Endpoint) rackPipe() uint32 {
 	r := &e.rack
-	p := int64(e.sndUna.Size(e.sndNxt)) - int64(e.sb.SackedBytes()) - int64(r.lostBytes) + int64(r.rxOutBytes)
+	p := int64(e.sndUna.Size(e.sndNxt)) - int64(r.sackedBytes) - int64(r.lostBytes) + int64(r.rxOutBytes)
 	return uint32(max(p, 0))
+}
+
+// renege forgets every SACKed mark: the receiver dropped data it had
+// SACKed.
+func (e *Endpoint) renege() {
+	e.p.ctr.SACKReneging++
+	for i := 0; i < e.sqN; i++ {
+		e.sqAt(i).sacked = false
+	}
+	e.rack.sackedBytes = 0
+	e.sb.ClearSACK()
+}
+
+// rackMarkAllLost deems every segment sent and not SACKed lost, for the
+// retransmission timer: only those are sent again, the SACKed ones are not
+// (Linux's tcp_timeout_mark_lost, as opposed to going back to SND.UNA).
+func (e *Endpoint) rackMarkAllLost() {
+	r := &e.rack
+	r.awaitN = 0
+	for i := 0; i < e.sqN; i++ {
+		s := e.sqAt(i)
+		if !s.seq.LessThan(e.sndMax) {
+			break
+		}
+		if s.sacked {
+			continue
+		}
+		if s.rxOut {
+			s.rxOut = false
+			r.rxOutBytes -= min(r.rxOutBytes, uint32(s.b.Len))
+		}
+		if !s.lost {
+			s.lost = true
+			r.lostBytes += uint32(s.b.Len)
+		}
+		r.awaitN++
+	}
+	r.lostHint = e.sndUna
+	r.reoAt, r.tlpAt, r.tlpOut = 0, 0, false
 }
 
 // tlpEligible reports whether a probe timeout may be armed now.
 func (e *Endpoint) tlpEligible() bool {
-	return e.sackOK && e.canSend() && !e.sb.InRecovery() && e.sndUna != e.sndMax &&
+	return e.sackOK && e.canSend() && e.sndUna != e.sndMax &&
 		e.sndNxt == e.sndMax && !e.rack.tlpOut && !e.persist && e.rto.HasSample()
 }
 
@@ -403,11 +445,14 @@ func (e *Endpoint) armTLP(now int64) {
 		pto += tlpWCDelAck
 	}
 	pto = max(pto, tlpMinPTO)
-	if e.rtoAt != 0 && now+pto >= e.rtoAt {
-		r.tlpAt = 0 // the RTO comes first
-		return
-	}
 	r.tlpAt = now + pto
+	if e.rtoAt != 0 && r.tlpAt > e.rtoAt {
+		// The probe goes instead of the retransmission timeout, and
+		// rearms it (Linux caps the PTO at the RTO): a lone segment
+		// whose ACK a receiver delays, or whose ACK was lost, then
+		// costs a probe, not the window.
+		r.tlpAt = e.rtoAt
+	}
 }
 
 // sendTLP sends the loss probe (RFC 8985 §7.3): a new segment if the
@@ -418,6 +463,7 @@ func (e *Endpoint) sendTLP(now int64) {
 	if !e.tlpEligible() {
 		return
 	}
+	e.p.ctr.LossProbes++
 	if idx := e.segIndex(e.sndNxt); idx >= 0 {
 		if s := e.sqAt(idx); s.end().LessEq(e.sndUna.Add(e.sndWnd)) {
 			if e.xmit(idx, false) != nil {

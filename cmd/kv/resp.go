@@ -264,6 +264,10 @@ func (p *Parser) Parse(b []byte) (n int, done bool, err error) {
 				p.st = stBulkCR
 				continue
 			}
+			// Split across segments: the request spans them, so copy its
+			// earlier arguments now, before this bulk's bytes follow them
+			// in the arena.
+			p.Detach()
 			if p.blen > bigBulk {
 				p.big = make([]byte, 0, min(p.blen, bigStep))
 				p.args = append(p.args, arg{n: p.blen, w: inBig})

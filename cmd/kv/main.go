@@ -143,6 +143,14 @@ func run(o options, out io.Writer) error {
 		return err
 	}
 	if o.api == "net" {
+		if o.common.Ops.Metrics != "" {
+			return fmt.Errorf("-metrics: only with -api queue (the net server's libOS belongs to dxnet)")
+		}
+		ops, err := o.common.Ops.Start(&cfg, os.Stderr) // the log and -pcap
+		if err != nil {
+			return err
+		}
+		defer ops.Close()
 		return runNet(o, db, out, "dxnet", func() (net.Listener, func() error, error) { return listenDX(cfg, ap) })
 	}
 	return runQueue(o, cfg, ap, db, out)

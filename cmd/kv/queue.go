@@ -226,25 +226,19 @@ func (s *queueServer) accepted(qd libos.QD) {
 // progress runs c as far as it can go: executes the requests it has
 // read, pushes their replies, reads more or closes.
 func (s *queueServer) progress(c *qconn) {
-	for !c.closed {
-		ran := s.execute(c)
+	for {
+		s.execute(c)
 		c.w.flush()
 		if c.closed {
 			return
 		}
-		if c.w.unsent > s.maxUnsent {
-			s.ctr.SlowClosed++
-			s.closeConn(c, true)
-			return
-		}
-		if !ran || c.w.blocked || len(c.in) == 0 {
+		// Go on while there is input and the flush let the replies drain
+		// (a connection that parked itself is unparked by then).
+		if c.w.blocked || len(c.in) == 0 || c.closing || c.w.parked(s) {
 			break
 		}
 	}
-	if c.closed {
-		return
-	}
-	if c.w.unsent == 0 {
+	if c.w.unsent == 0 && c.pushes == 0 {
 		c.moved = s.now
 	}
 	if c.w.blocked && !c.retry {
@@ -287,7 +281,7 @@ func (s *queueServer) progress(c *qconn) {
 //demixdp:hotpath — allocates nothing but what the store keeps.
 func (s *queueServer) execute(c *qconn) bool {
 	ran := false
-	for len(c.in) > 0 && !c.closing {
+	for len(c.in) > 0 && !c.closing && !c.closed {
 		if c.w.parked(s) {
 			s.ctr.Parked++
 			return ran
@@ -321,6 +315,13 @@ func (s *queueServer) execute(c *qconn) bool {
 			s.args.V, s.args.Own = nil, nil
 			c.parser.Release()
 			ran = true
+			if c.w.unsent > s.maxUnsent {
+				// A reply stream larger than the bound: the client is
+				// not keeping up (or asked for too much at once).
+				s.ctr.SlowClosed++
+				s.closeConn(c, true)
+				return true
+			}
 			if c.client.Quit {
 				c.closing = true
 			}
@@ -385,14 +386,15 @@ func (s *queueServer) retryBlocked() {
 	}
 }
 
-// sweepStalled resets the connections whose replies have not moved for
-// the stall timeout: their clients stopped reading.
+// sweepStalled resets the connections whose replies (unsent, or pushed
+// and not acknowledged) have not moved for the stall timeout: their
+// clients stopped reading.
 func (s *queueServer) sweepStalled() {
 	if s.stall <= 0 {
 		return
 	}
 	for _, c := range s.byQD {
-		if c != nil && !c.closed && c.w.unsent > 0 && s.now.Sub(c.moved) >= s.stall {
+		if c != nil && !c.closed && (c.w.unsent > 0 || c.pushes > 0) && s.now.Sub(c.moved) >= s.stall {
 			s.ctr.StallClosed++
 			s.closeConn(c, true)
 		}

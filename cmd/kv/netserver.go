@@ -40,10 +40,9 @@ type netCounters struct {
 }
 
 type netServer struct {
-	db    *DB
-	mu    sync.Mutex // the DB's lock
-	ctr   netCounters
-	conns sync.WaitGroup
+	db  *DB
+	mu  sync.Mutex // the DB's lock
+	ctr netCounters
 
 	maxValue, maxRequest, maxUnsent int
 	stall                           time.Duration

@@ -49,6 +49,7 @@ type queueCounters struct {
 	Accepted       uint64 // connections accepted
 	Closed         uint64 // connections closed after the client's FIN or QUIT, everything sent
 	Failed         uint64 // connections that failed (reset, timeout)
+	Truncated      uint64 // connections the client closed in the middle of a request
 	ProtocolErrors uint64 // connections closed after a protocol error
 	SlowClosed     uint64 // connections reset: unsent replies over -max-unsent
 	StallClosed    uint64 // connections reset: replies stuck for -stall-timeout
@@ -255,7 +256,7 @@ func (s *queueServer) progress(c *qconn) {
 			if c.w.unsent == 0 && c.pushes == 0 {
 				if c.eof && !c.closing && c.parser.InRequest() {
 					// The client closed in the middle of a request.
-					s.ctr.Failed++
+					s.ctr.Truncated++
 				} else {
 					s.ctr.Closed++
 				}

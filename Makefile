@@ -22,7 +22,8 @@ build:
 # the C ABI (cgo, the C examples and tests), taskset (util-linux), which
 # pins the ends of `make bench`, and wrk and redis-server (the dxnet and
 # http-hello tests and the http bench workload: real HTTP and Redis
-# peers). Installed only if missing;
+# peers), and redis-cli and redis-benchmark from redis-tools (the kv tests
+# and the resp bench workload). Installed only if missing;
 # noninteractive, so tshark's debconf question (non-root capture) keeps
 # its default, no.
 deps:
@@ -38,6 +39,7 @@ deps:
 	command -v taskset >/dev/null 2>&1 || missing="$$missing util-linux"; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	{ command -v redis-cli && command -v redis-benchmark; } >/dev/null 2>&1 || missing="$$missing redis-tools"; \
 	if [ -n "$$missing" ]; then echo "installing$$missing"; export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y --no-install-recommends $$missing >/dev/null 2>&1 || \
 		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends $$missing; }; fi

@@ -67,6 +67,13 @@ var workloads = []struct {
 		[]target{{"kernel", "", true, 1}}},
 	{"http_c64", "net/http (cmd/http-hello) GET / over keep-alive, wrk -t1 -c64 --latency; requests/s, latency in us", "rps",
 		[]target{{"kernel", "", false, 1.3}}},
+	// Issue 13: kv -api queue at least 1.5x redis-server's ops/s at -P 1 and
+	// 1.2x at -P 16 (kv -api net's target, >= 1 at -P 1, is respNetRatio).
+	{"resp_p1", "Redis protocol: redis-benchmark -t set,get -n 200000 -c 50 -P 1 against cmd/kv (libos: -api queue; kv_net: -api net, redcon on dxnet; " +
+		"kernel: -kernel, redcon on the kernel) and redis-server; ops/s over SET and GET together, latency in us", "rps",
+		[]target{{"redis", "", false, 1.5}, {"kernel", "", false, math.NaN()}}},
+	{"resp_p16", "the same at -P 16", "rps",
+		[]target{{"redis", "", false, 1.2}, {"kernel", "", false, math.NaN()}}},
 }
 
 func (h *harness) document(idle map[string]map[string]float64, micro map[string]report.Micro, elapsed time.Duration) map[string]any {
@@ -87,6 +94,8 @@ func (h *harness) document(idle map[string]map[string]float64, micro map[string]
 			"asavie":         "github.com/asavie/xdp v0.3.3 busy-polling reflector, cmd/xdp-client as the client",
 			"kernel_client/": "prefix: a Go-net kernel client against that server",
 			"libos_client/":  "prefix: the dxbench libOS client against that server (kernel: dxbench tcp-server -stack kernel)",
+			"kv_net":         "resp: cmd/kv -api net, redcon on dxnet (the libos stack there is cmd/kv -api queue, kernel cmd/kv -kernel)",
+			"redis":          "resp: Debian's redis-server, persistence off, on the kernel's sockets",
 		},
 	}
 	for _, w := range workloads {
@@ -146,6 +155,9 @@ func (h *harness) document(idle map[string]map[string]float64, micro map[string]
 		}
 		if r := h.cabiRatio(w.name); r != nil {
 			wd.Ratios["cabi/libos"] = r
+		}
+		if r := h.respNetRatio(w.name); r != nil {
+			wd.Ratios["kv_net/redis"] = r
 		}
 		doc[w.name] = wd
 	}
@@ -293,7 +305,7 @@ func markdown(doc map[string]any) string {
 		}
 		b.WriteString("\n")
 	}
-	order := []string{"libos", "cabi", "reflector", "asavie", "kernel", "kernel_offload", "gvisor",
+	order := []string{"libos", "kv_net", "redis", "cabi", "reflector", "asavie", "kernel", "kernel_offload", "gvisor",
 		"kernel_client/libos", "kernel_client/reflector", "kernel_client/asavie", "kernel_client/gvisor", "libos_client/kernel"}
 	for _, w := range workloads {
 		wd, ok := doc[w.name].(*workloadDoc)

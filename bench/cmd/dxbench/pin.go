@@ -58,7 +58,7 @@ func (p pinning) describe() string {
 }
 
 // Workloads outside the workloads table that -only also selects.
-var extraSelectable = []string{"wakeup", "idle_cpu", "micro", "cabi"}
+var extraSelectable = []string{"wakeup", "idle_cpu", "micro", "cabi", "resp"}
 
 // parseOnly checks -only, a comma-separated list of workload names (empty:
 // all of them).
@@ -83,6 +83,9 @@ func parseOnly(s string) ([]string, error) {
 
 // want reports whether the run measures the workload.
 func (h *harness) want(name string) bool {
+	if strings.HasPrefix(name, "resp_") && slices.Contains(h.o.only, "resp") {
+		return true // -only resp: both pipeline depths
+	}
 	return len(h.o.only) == 0 || slices.Contains(h.o.only, name)
 }
 

@@ -139,12 +139,12 @@ func (h *harness) build() error {
 		return err
 	}
 	h.bin["dxbench"] = self
-	cmd := exec.Command("go", "build", "-o", h.o.work+"/", "./cmd/vethlab", "./cmd/xdp-reflect", "./cmd/xdp-client", "./cmd/udp-echo", "./cmd/http-hello")
+	cmd := exec.Command("go", "build", "-o", h.o.work+"/", "./cmd/vethlab", "./cmd/xdp-reflect", "./cmd/xdp-client", "./cmd/udp-echo", "./cmd/http-hello", "./cmd/kv")
 	cmd.Dir = h.o.root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	for _, b := range []string{"vethlab", "xdp-reflect", "xdp-client", "udp-echo", "http-hello"} {
+	for _, b := range []string{"vethlab", "xdp-reflect", "xdp-client", "udp-echo", "http-hello", "kv"} {
 		h.bin[b] = filepath.Join(h.o.work, b)
 	}
 	return nil
@@ -173,6 +173,12 @@ func (h *harness) labUp(name string, offloads bool) (lab, error) {
 
 // startServer runs argv in namespace ns and waits for "listening".
 func (h *harness) startServer(ns string, argv ...string) error {
+	return h.startServerReady(ns, "listening", argv...)
+}
+
+// startServerReady runs argv in namespace ns and waits for a line with
+// ready (redis-server says "Ready to accept connections").
+func (h *harness) startServerReady(ns, ready string, argv ...string) error {
 	h.stopServer()
 	log := filepath.Join(h.o.work, "server.log")
 	f, err := os.Create(log)
@@ -191,7 +197,7 @@ func (h *harness) startServer(ns string, argv ...string) error {
 	go func() { cmd.Wait(); close(exited) }()
 	for i := 0; i < 100; i++ {
 		b, _ := os.ReadFile(log)
-		if strings.Contains(string(b), "listening") {
+		if strings.Contains(string(b), ready) {
 			return nil
 		}
 		select {
@@ -728,6 +734,9 @@ func (h *harness) run() error {
 		h.ceilingRound(l, r)
 		if h.want("http_c1") || h.want("http_c64") {
 			h.httpRound(l, r)
+		}
+		if h.want("resp_p1") || h.want("resp_p16") {
+			h.respRound(l, r)
 		}
 	}
 	idle := map[string]map[string]float64{}

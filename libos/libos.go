@@ -202,6 +202,7 @@ type LibOS struct {
 	ctr    Counters
 	mon    opsState // capture, logs, pins (ops.go)
 	closed bool
+	wake   waker // Wake: the one thing other goroutines may touch (wake.go)
 }
 
 // New takes over cfg.Interface's queue cfg.Queue: it maps the UMEM, opens
@@ -249,6 +250,9 @@ func New(cfg Config) (*LibOS, error) {
 			l.teardown()
 		}
 	}()
+	if err = l.wake.open(); err != nil {
+		return nil, err
+	}
 	l.um, err = umem.New(umem.Config{FrameSize: cfg.FrameSize, NumFrames: cfg.Frames, Headroom: cfg.Headroom, HugePages: cfg.HugePages})
 	if err != nil {
 		return nil, fmt.Errorf("libos: %w", err)
@@ -404,6 +408,7 @@ func (l *LibOS) teardown() error {
 		errs = append(errs, l.um.Close())
 		l.um = nil
 	}
+	l.wake.close()
 	l.closed = true
 	return errors.Join(errs...)
 }

@@ -274,6 +274,9 @@ func (l *LibOS) run(qts []QToken, timeout time.Duration) (int, error) {
 				return i, nil
 			}
 		}
+		if l.wake.take() {
+			return -1, unix.EINTR // Wake (wake.go)
+		}
 		if timeout == 0 {
 			return -1, unix.ETIMEDOUT
 		}
@@ -316,7 +319,7 @@ func (l *LibOS) block(now, deadline int64) {
 		}
 	}
 	l.ctr.Sleeps++
-	if _, err := l.sock.Poll(d); err != nil {
+	if err := l.sleep(d); err != nil { // the socket and Wake's eventfd
 		l.ctr.PollErrors++
 	}
 }

@@ -116,6 +116,9 @@ func (l *LibOS) poll(now int64) bool {
 	l.flush()
 	n := l.reap()
 	n += l.receive()
+	if l.grp != nil {
+		n += l.takeHandoffs() // handoff.go
+	}
 	l.refill()
 	if d := l.stack.NextDeadline(); d != 0 && now >= d {
 		l.stack.Tick()
@@ -205,6 +208,9 @@ func (l *LibOS) receive() int {
 			continue
 		}
 		l.ctr.RxDescs++
+		if l.grp != nil && l.handOff(f, int(off), int(d.Len)) {
+			continue // another queue's: handed to its loop (handoff.go)
+		}
 		if l.mon.cap != nil {
 			l.captureInput(nic.Buf{Frame: f, Data: l.um.Frame(f), Off: int(off), Len: int(d.Len)})
 			continue
@@ -317,6 +323,9 @@ func (l *LibOS) block(now, deadline int64) {
 		if d < 0 {
 			d = 0
 		}
+	}
+	if l.grp != nil && !l.readyToSleep() {
+		return // another queue's loop handed this one work (handoff.go)
 	}
 	l.ctr.Sleeps++
 	if err := l.sleep(d); err != nil { // the socket and Wake's eventfd

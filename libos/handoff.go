@@ -40,8 +40,10 @@ type HandoffCounters struct {
 	Dropped   uint64 // frames for another queue dropped: this queue's lending limit was reached, or that queue is closed
 	ARPCopies uint64 // dedicated mode: ARP messages for our address copied to the other queues
 	RSSPorts  uint64 // ephemeral ports chosen so that the NIC's RSS brings the replies to this queue (no hand-off needed)
-	Held      uint64 // gauge: frames other queues lent this one that it holds now
-	Lent      uint64 // gauge: frames of this queue that other queues hold now
+
+	// Gauges, as of the snapshot.
+	Held uint64 // frames other queues lent this one that it holds now
+	Lent uint64 // frames of this queue that other queues hold now
 }
 
 // ring is a bounded single-producer, single-consumer queue of descriptors

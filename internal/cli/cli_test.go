@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -85,7 +86,9 @@ func TestConfig(t *testing.T) {
 	}
 	want := libos.Config{Interface: "v0", Addr: netip.MustParsePrefix("198.51.100.1/24"), Mode: libos.Shared,
 		Gateway: netip.MustParseAddr("198.51.100.254"), Frames: 2048, Spin: time.Millisecond}
-	if cfg != want {
+	want.Queues = 1 // -queues defaults to 1 (Register sets it)
+	ok.Queues = 1
+	if cfg, _ = ok.Config(a); !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Config = %+v, want %+v", cfg, want)
 	}
 	for _, c := range []struct {

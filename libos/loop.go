@@ -1,6 +1,7 @@
 package libos
 
 import (
+	"runtime"
 	"time"
 
 	"github.com/demixdp/demixdp/netstack/nic"
@@ -295,6 +296,9 @@ func (l *LibOS) run(qts []QToken, timeout time.Duration) (int, error) {
 			continue
 		}
 		if now-idle < spin {
+			if l.grp != nil && l.grp.crowded.Load() {
+				runtime.Gosched() // queues.go: more loops than Ps; let the others poll
+			}
 			continue
 		}
 		l.block(now, deadline)

@@ -40,6 +40,10 @@ type group struct {
 	lends, backs   [][]*ring // [from][to]: frames lent to "to"; frames "from" gives back to their owner "to"
 	lendCap        int       // frames a queue lends one other queue at most (the rings' size)
 	lendMax        int       // frames a queue lends all the others at most
+	// crowded: RunQueues runs more loops than GOMAXPROCS. A spinning
+	// loop then yields its P on every idle turn; otherwise it would keep
+	// the others' packets waiting until the runtime preempts it (10 ms).
+	crowded atomic.Bool
 
 	mu      sync.Mutex
 	steered map[steerKey]bool // Shared mode: ports in the steering program's map
@@ -284,8 +288,19 @@ func (l *LibOS) QueueID() int { return l.cfg.Queue }
 // runtime afterwards (it ends with its goroutine), so the pinning does not
 // leak to other goroutines. fn must not use another queue's LibOS: each
 // one is driven by its own goroutine, and a LibOS is not safe for
-// concurrent use.
+// concurrent use. Every fn must keep its queue's loop running (in Wait,
+// WaitAny or WaitNext) while the others have traffic: a queue's loop
+// receives the frames RSS delivers to it for the other queues and hands
+// them over. With fewer Ps (GOMAXPROCS) than queues, a loop with nothing
+// to do yields its P (runtime.Gosched) on every turn of its spin, so the
+// loops share the CPUs turn by turn; give each queue a CPU of its own
+// for speed.
 func RunQueues(libs []*LibOS, fn func(*LibOS) error) error {
+	for _, l := range libs {
+		if l.grp != nil {
+			l.grp.crowded.Store(runtime.GOMAXPROCS(0) < len(libs))
+		}
+	}
 	errs := make([]error, len(libs))
 	var wg sync.WaitGroup
 	for i, l := range libs {

@@ -62,6 +62,11 @@ var workloads = []struct {
 		"(offered_gbps: what the sender's kernel completed; loss: the share dropped on the way)", "gbps", nil},
 	{"tcp_connect", "connections established and closed per second", "cps",
 		[]target{{"kernel", "", false, math.NaN()}, {"gvisor", "", false, math.NaN()}}},
+	{"udp_pps_queues", "udp_pps against cmd/udp-echo serving one queue of a 1-queue veth (libos_q1) or both queues of a 2-queue veth (libos_q2_1cpu: both loops on the server CPU; " +
+		"libos_q2: each loop pinned to its own CPU, the second shared with the client), the kernel client spreading 32 outstanding datagrams over 16 flows; " +
+		"replies per second, each queue's share (q0_pps, q1_pps), the server's CPU time per reply (us)", "pps", nil},
+	{"tcp_connect_queues", "tcp_connect against the dxbench libOS server on one queue of a 1-queue veth or both queues of a 2-queue veth (as udp_pps_queues), the kernel client " +
+		"connecting from 16 goroutines at once; connections per second, each queue's share, the server's CPU time per connection (us)", "cps", nil},
 }
 
 func (h *harness) document(idle map[string]map[string]float64, micro map[string]report.Micro, elapsed time.Duration) map[string]any {
@@ -142,6 +147,7 @@ func (h *harness) document(idle map[string]map[string]float64, micro map[string]
 		if r := h.cabiRatio(w.name); r != nil {
 			wd.Ratios["cabi/libos"] = r
 		}
+		h.scalingRatios(w.name, w.metric, wd)
 		doc[w.name] = wd
 	}
 	share := map[string]float64{}
@@ -288,7 +294,7 @@ func markdown(doc map[string]any) string {
 		}
 		b.WriteString("\n")
 	}
-	order := []string{"libos", "cabi", "reflector", "asavie", "kernel", "kernel_offload", "gvisor",
+	order := []string{"libos", "libos_q1", "libos_q2_1cpu", "libos_q2", "cabi", "reflector", "asavie", "kernel", "kernel_offload", "gvisor",
 		"kernel_client/libos", "kernel_client/reflector", "kernel_client/asavie", "kernel_client/gvisor", "libos_client/kernel"}
 	for _, w := range workloads {
 		wd, ok := doc[w.name].(*workloadDoc)

@@ -148,8 +148,8 @@ func (h *harness) build() error {
 	return nil
 }
 
-func (h *harness) labUp(name string, offloads bool) (lab, error) {
-	args := []string{"up", "-shared", "-name", name}
+func (h *harness) labUp(name string, offloads bool, extra ...string) (lab, error) {
+	args := append([]string{"up", "-shared", "-name", name}, extra...)
 	if offloads {
 		args = append(args, "-offloads")
 	}
@@ -169,15 +169,25 @@ func (h *harness) labUp(name string, offloads bool) (lab, error) {
 	return l, nil
 }
 
-// startServer runs argv in namespace ns and waits for "listening".
+// startServer runs argv in namespace ns, on the server CPU, and waits for
+// "listening".
 func (h *harness) startServer(ns string, argv ...string) error {
+	return h.startServerPinned(ns, true, argv...)
+}
+
+// startServerPinned is startServer; whole false leaves the server off the
+// server CPU's taskset (it pins its own threads).
+func (h *harness) startServerPinned(ns string, whole bool, argv ...string) error {
 	h.stopServer()
 	log := filepath.Join(h.o.work, "server.log")
 	f, err := os.Create(log)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, h.o.pin.wrap(h.o.pin.server, argv)...)...)
+	if whole {
+		argv = h.o.pin.wrap(h.o.pin.server, argv)
+	}
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		f.Close()
@@ -716,6 +726,12 @@ func (h *harness) run() error {
 	if err != nil {
 		return err
 	}
+	var lq lab // two queues, for the queue-scaling workloads (scaling.go)
+	if len(h.wanted([]string{"udp_pps_queues", "tcp_connect_queues"})) > 0 {
+		if lq, err = h.labUp("dxbq"+id, false, "-queues", "2"); err != nil {
+			return err
+		}
+	}
 	for r := 1; r <= h.o.rounds; r++ {
 		h.wakeupRound(r)
 		h.udpRound(l, r)
@@ -724,6 +740,9 @@ func (h *harness) run() error {
 			h.cabiRound(l, r, false)
 		}
 		h.ceilingRound(l, r)
+		if lq != nil {
+			h.scalingRound(l, lq, r)
+		}
 	}
 	idle := map[string]map[string]float64{}
 	if h.want("idle_cpu") {

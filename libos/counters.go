@@ -49,7 +49,9 @@ type QueueCounters struct {
 }
 
 // Counters returns the LibOS's counters. It makes system calls (socket and
-// eBPF map statistics): do not call it per packet.
+// eBPF map statistics): do not call it per packet. For a queue opened with
+// OpenQueues they are that queue's, Steering included (its row of the
+// steering program the queues share).
 func (l *LibOS) Counters() (Counters, error) {
 	if l.closed {
 		return Counters{}, unix.EBADF

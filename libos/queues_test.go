@@ -8,7 +8,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,13 +48,25 @@ func labQueues(t testing.TB, n int, mode libos.Mode, tweak func(*libos.Config)) 
 	return lab, libs
 }
 
-// runAll runs fn on every queue (RunQueues) until stop is closed; the
-// returned function closes stop and waits. Only after it returns may the
-// test touch the LibOS values.
-func runAll(t *testing.T, libs []*libos.LibOS, fn func(lib *libos.LibOS, stop <-chan struct{}) error) (wait func()) {
+// runAll runs fn on every queue (RunQueues) until stop is closed, and
+// returns once every fn has called ready (or returned): servers call it
+// when their ports are bound, so that nothing the test sends next finds a
+// queue without its socket. The returned function closes stop and waits;
+// only after it returns may the test touch the LibOS values.
+func runAll(t *testing.T, libs []*libos.LibOS, fn func(lib *libos.LibOS, stop <-chan struct{}, ready func()) error) (wait func()) {
 	t.Helper()
 	stop, done := make(chan struct{}), make(chan error, 1)
-	go func() { done <- libos.RunQueues(libs, func(l *libos.LibOS) error { return fn(l, stop) }) }()
+	var up sync.WaitGroup
+	up.Add(len(libs))
+	go func() {
+		done <- libos.RunQueues(libs, func(l *libos.LibOS) error {
+			var once sync.Once
+			ready := func() { once.Do(up.Done) }
+			defer ready()
+			return fn(l, stop, ready)
+		})
+	}()
+	up.Wait()
 	var once sync.Once
 	wait = func() {
 		once.Do(func() {
@@ -67,10 +81,15 @@ func runAll(t *testing.T, libs []*libos.LibOS, fn func(lib *libos.LibOS, stop <-
 }
 
 // udpEchoOn is the per-queue UDP echo: every queue binds the same port.
-func udpEchoOn(addr netip.AddrPort) func(*libos.LibOS, <-chan struct{}) error {
-	return func(lib *libos.LibOS, stop <-chan struct{}) error {
-		ready := make(chan error, 1)
-		return echoServer(lib, addr, ready, stop)
+func udpEchoOn(addr netip.AddrPort) func(*libos.LibOS, <-chan struct{}, func()) error {
+	return func(lib *libos.LibOS, stop <-chan struct{}, ready func()) error {
+		bound := make(chan error, 1)
+		go func() {
+			if <-bound == nil {
+				ready()
+			}
+		}()
+		return echoServer(lib, addr, bound, stop)
 	}
 }
 
@@ -377,7 +396,8 @@ func TestQueuesTCPClientsHandOff(t *testing.T) {
 			ports := map[uint16]int{}
 			var done sync.WaitGroup
 			done.Add(n)
-			wait := runAll(t, libs, func(lib *libos.LibOS, stop <-chan struct{}) error {
+			wait := runAll(t, libs, func(lib *libos.LibOS, stop <-chan struct{}, ready func()) error {
+				ready()
 				ps, err := tcpClientRounds(lib, srv, 8, 5, uint64(lib.QueueID()))
 				done.Done()
 				if err != nil {
@@ -412,7 +432,9 @@ func TestQueuesTCPClientsHandOff(t *testing.T) {
 					t.Errorf("queue %d dropped %d hand-offs", libs[i].QueueID(), c.Handoffs.Dropped)
 				}
 			}
-			if out == 0 || out != in {
+			// A frame or two may still be on a ring when the loops stop
+			// (the peer's last ACKs); none may appear from nowhere.
+			if out == 0 || in > out {
 				t.Errorf("hand-offs: %d out, %d in (veth's replies land on any queue: some must be handed off)", out, in)
 			}
 		})
@@ -442,7 +464,8 @@ func TestQueuesRSSChoosesPorts(t *testing.T) {
 	var mu sync.Mutex
 	var done sync.WaitGroup
 	done.Add(len(libs))
-	wait := runAll(t, libs, func(lib *libos.LibOS, stop <-chan struct{}) error {
+	wait := runAll(t, libs, func(lib *libos.LibOS, stop <-chan struct{}, ready func()) error {
+		ready()
 		ps, err := tcpClientRounds(lib, srv, 16, 2, uint64(lib.QueueID()))
 		done.Done()
 		if err != nil {
@@ -470,7 +493,7 @@ func TestQueuesRSSChoosesPorts(t *testing.T) {
 // taggedEcho answers each datagram to addr with the datagram and one more
 // byte, the queue that answered. A push or allocation refused for want of
 // frames drops the answer (a starved queue cannot answer).
-func taggedEcho(lib *libos.LibOS, addr netip.AddrPort, stop <-chan struct{}, extra func(libos.Result) bool, extraTok func() libos.QToken) error {
+func taggedEcho(lib *libos.LibOS, addr netip.AddrPort, stop <-chan struct{}, ready func(), extra func(libos.Result) bool, extraTok func() libos.QToken) error {
 	qd, err := lib.Socket(libos.AF_INET, libos.SOCK_DGRAM, 0)
 	if err != nil {
 		return err
@@ -478,6 +501,7 @@ func taggedEcho(lib *libos.LibOS, addr netip.AddrPort, stop <-chan struct{}, ext
 	if err := lib.Bind(qd, addr); err != nil {
 		return err
 	}
+	ready()
 	pop, err := lib.Pop(qd)
 	if err != nil {
 		return err
@@ -539,9 +563,9 @@ func TestQueuesHoardingQueueDoesNotStarveOthers(t *testing.T) {
 	lab, libs := labQueues(t, 2, libos.Dedicated, func(c *libos.Config) { c.Frames = frames })
 	echo, flood := netip.AddrPortFrom(lab.AddrA.Addr(), 7), netip.AddrPortFrom(lab.AddrA.Addr(), 9)
 	starved := make(chan struct{})
-	wait := runAll(t, libs, func(lib *libos.LibOS, stop <-chan struct{}) error {
+	wait := runAll(t, libs, func(lib *libos.LibOS, stop <-chan struct{}, ready func()) error {
 		if lib.QueueID() != 0 {
-			return taggedEcho(lib, echo, stop, nil, nil)
+			return taggedEcho(lib, echo, stop, ready, nil, nil)
 		}
 		fqd, err := lib.Socket(libos.AF_INET, libos.SOCK_DGRAM, 0)
 		if err == nil {
@@ -572,7 +596,7 @@ func TestQueuesHoardingQueueDoesNotStarveOthers(t *testing.T) {
 			}
 			return qt
 		}
-		return taggedEcho(lib, echo, stop, hoard, next)
+		return taggedEcho(lib, echo, stop, ready, hoard, next)
 	})
 
 	// Which queue answers each of 32 kernel sockets.
@@ -674,4 +698,85 @@ func udpTagged(t *testing.T, cs []*net.UDPConn, per int, q byte) int {
 		}
 	}
 	return retries
+}
+
+// TestQueuesHandOffAllocatesNothing: frames handed from one queue's loop
+// to another's, taken into its stack, popped, freed and given back cost no
+// allocation. Port 9 is held by queue 1 alone; 16 kernel sockets send to
+// it, so the datagrams of those that land on queue 0 are handed off. The
+// kernel side writes on connected sockets, which allocates nothing either
+// (AllocsPerRun counts every goroutine).
+func TestQueuesHandOffAllocatesNothing(t *testing.T) {
+	lab, libs := labQueues(t, 2, libos.Dedicated, nil)
+	port := netip.AddrPortFrom(lab.AddrA.Addr(), 9)
+	var got atomic.Uint64
+	wait := runAll(t, libs, func(lib *libos.LibOS, stop <-chan struct{}, ready func()) error {
+		if lib.QueueID() != 1 {
+			ready()
+			return serveUntil(lib, stop)
+		}
+		qd, err := lib.Socket(libos.AF_INET, libos.SOCK_DGRAM, 0)
+		if err == nil {
+			err = lib.Bind(qd, port)
+		}
+		if err != nil {
+			return err
+		}
+		ready()
+		pop, err := lib.Pop(qd)
+		if err != nil {
+			return err
+		}
+		toks := []libos.QToken{pop}
+		for {
+			select {
+			case <-stop:
+				return nil
+			default:
+			}
+			_, r, err := lib.WaitAny(toks, 20*time.Millisecond)
+			if errors.Is(err, unix.ETIMEDOUT) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if r.Opcode != libos.OpPop {
+				return fmt.Errorf("pop: %v", r.Err)
+			}
+			lib.SGAFree(r.SGA)
+			got.Add(1)
+			if toks[0], err = lib.Pop(qd); err != nil {
+				return err
+			}
+		}
+	})
+	cs := udpClients(t, lab, port, 16)
+	payload := make([]byte, 200)
+	sent := uint64(0)
+	batch := func() {
+		for _, c := range cs {
+			c.Write(payload)
+		}
+		sent += uint64(len(cs))
+		for deadline := time.Now().Add(10 * time.Second); got.Load() < sent; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d datagrams arrived", got.Load(), sent)
+			}
+			runtime.Gosched()
+		}
+	}
+	for range 50 { // warm up: ARP, the slices' working sizes
+		batch()
+	}
+	allocs := testing.AllocsPerRun(200, batch)
+	wait()
+	cs0 := counters(t, libs[:1])[0]
+	t.Logf("%v allocations per batch of %d datagrams; queue 0 handed off %d", allocs, len(cs), cs0.Handoffs.Out)
+	if cs0.Handoffs.Out == 0 {
+		t.Fatal("no datagram was handed off: the test measured nothing")
+	}
+	if allocs != 0 && !raceEnabled {
+		t.Errorf("%v allocations per batch of %d datagrams (some handed off)", allocs, len(cs))
+	}
 }

@@ -79,16 +79,15 @@ func TestRegisterDefaultsAndHelp(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	a := netip.MustParseAddr("198.51.100.1")
-	ok := LibOSFlags{Iface: "v0", Prefix: 24, Mode: "shared", Gateway: "198.51.100.254", Frames: 2048, Spin: time.Millisecond}
+	// Queues 1: what Register sets -queues to by default.
+	ok := LibOSFlags{Iface: "v0", Prefix: 24, Mode: "shared", Gateway: "198.51.100.254", Frames: 2048, Spin: time.Millisecond, Queues: 1}
 	cfg, err := ok.Config(a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := libos.Config{Interface: "v0", Addr: netip.MustParsePrefix("198.51.100.1/24"), Mode: libos.Shared,
-		Gateway: netip.MustParseAddr("198.51.100.254"), Frames: 2048, Spin: time.Millisecond}
-	want.Queues = 1 // -queues defaults to 1 (Register sets it)
-	ok.Queues = 1
-	if cfg, _ = ok.Config(a); !reflect.DeepEqual(cfg, want) {
+		Gateway: netip.MustParseAddr("198.51.100.254"), Frames: 2048, Spin: time.Millisecond, Queues: 1}
+	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Config = %+v, want %+v", cfg, want)
 	}
 	for _, c := range []struct {

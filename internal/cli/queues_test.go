@@ -59,7 +59,6 @@ func TestAdd(t *testing.T) {
 		I    int
 		MaxQ uint64
 		In   inner
-		str  string
 	}
 	sum := s{}
 	Add(&sum, s{N: 1, I: -2, MaxQ: 5, In: inner{A: 3, MaxB: 9}})

@@ -258,3 +258,24 @@ func TestFramePoolLentFrames(t *testing.T) {
 		t.Fatal("frame beyond the UMEM has a state")
 	}
 }
+
+// BenchmarkRingPutGet: one descriptor through a hand-off ring (producer
+// and consumer on one goroutine: the cost of the two atomic stores and
+// loads, not of the cache line moving between cores).
+func BenchmarkRingPutGet(b *testing.B) {
+	r := newRing(512)
+	for i := 0; b.Loop(); i++ {
+		r.put(uint64(i))
+		r.get()
+	}
+}
+
+// BenchmarkGroupOwner: the dispatch every received frame of a group pays.
+func BenchmarkGroupOwner(b *testing.B) {
+	g := testGroup(4)
+	g.tcp[61000].Store(0b0100)
+	f := frame(6, 61000, 20, 0)
+	for b.Loop() {
+		g.owner(f, 0)
+	}
+}

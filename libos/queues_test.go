@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -778,5 +779,72 @@ func TestQueuesHandOffAllocatesNothing(t *testing.T) {
 	}
 	if allocs != 0 && !raceEnabled {
 		t.Errorf("%v allocations per batch of %d datagrams (some handed off)", allocs, len(cs))
+	}
+}
+
+// TestRunQueuesPinsLoops: with Config.CPUs, RunQueues runs each queue's
+// function on a thread pinned to that queue's CPU, and leaves the
+// affinity of every other thread alone.
+func TestRunQueuesPinsLoops(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs 2 CPUs")
+	}
+	cpus := []int{1, 0}
+	_, libs := labQueues(t, 2, libos.Dedicated, func(c *libos.Config) { c.CPUs = cpus })
+	var before unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &before); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	got := map[int]unix.CPUSet{}
+	err := libos.RunQueues(libs, func(l *libos.LibOS) error {
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &set); err != nil {
+			return err
+		}
+		mu.Lock()
+		got[l.QueueID()] = set
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range libs {
+		set := got[l.QueueID()]
+		if set.Count() != 1 || !set.IsSet(cpus[i]) {
+			t.Errorf("queue %d ran on CPUs %v, want only %d", l.QueueID(), set, cpus[i])
+		}
+	}
+	var after unix.CPUSet
+	unix.SchedGetaffinity(0, &after)
+	if after != before {
+		t.Errorf("the caller's affinity changed from %v to %v", before, after)
+	}
+}
+
+// TestOpenQueuesRefusesBadLists: the queue list and its companions are
+// checked before anything is opened (the interface is never touched).
+func TestOpenQueuesRefusesBadLists(t *testing.T) {
+	base := libos.Config{Interface: "dxnonexistent0", Addr: netip.MustParsePrefix("198.51.100.1/24")}
+	for _, c := range []struct {
+		name string
+		edit func(*libos.Config)
+	}{
+		{"one CPU for two queues", func(c *libos.Config) { c.Queues, c.CPUs = 2, []int{0} }},
+		{"a duplicate id", func(c *libos.Config) { c.QueueIDs = []int{0, 1, 0} }},
+		{"a negative id", func(c *libos.Config) { c.QueueIDs = []int{-1, 0} }},
+		{"too many queues", func(c *libos.Config) { c.Queues = libos.MaxQueues + 1 }},
+		{"a negative count", func(c *libos.Config) { c.Queues = -1 }},
+		{"too few frames to share", func(c *libos.Config) { c.Queues, c.Frames = 4, 200 }},
+	} {
+		cfg := base
+		c.edit(&cfg)
+		if _, err := libos.OpenQueues(cfg); !errors.Is(err, unix.EINVAL) {
+			t.Errorf("%s: %v, want EINVAL", c.name, err)
+		}
+	}
+	if _, err := libos.OpenQueues(base); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("a missing interface: %v", err)
 	}
 }

@@ -19,8 +19,10 @@ build:
 # netcat (the stock-tool interop tests), tcpdump and tshark (they read the
 # pcapng captures back), curl and promtool (from Debian's prometheus
 # package: they scrape and check /metrics), gcc, g++ and pkg-config for
-# the C ABI (cgo, the C examples and tests), and taskset (util-linux), which
-# pins the ends of `make bench`. Installed only if missing;
+# the C ABI (cgo, the C examples and tests), taskset (util-linux), which
+# pins the ends of `make bench`, and wrk and redis-server (the dxnet and
+# http-hello tests and the http bench workload: real HTTP and Redis
+# peers). Installed only if missing;
 # noninteractive, so tshark's debconf question (non-root capture) keeps
 # its default, no.
 deps:
@@ -34,6 +36,8 @@ deps:
 	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
 	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
 	command -v taskset >/dev/null 2>&1 || missing="$$missing util-linux"; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then echo "installing$$missing"; export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y --no-install-recommends $$missing >/dev/null 2>&1 || \
 		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends $$missing; }; fi

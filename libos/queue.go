@@ -52,6 +52,7 @@ type queue struct {
 	accepts opList             // pending accepts (listening stream)
 	connect int32              // pending connect (stream), -1 if none
 	steered uint16             // port this queue registered with the steering program (Shared mode)
+	pend    int32              // first of the queue's pending operations (op.qnext), -1 if none
 	linger  int32              // SO_LINGER seconds, -1 off (SetLinger)
 	ctr     QueueCounters
 }
@@ -74,7 +75,7 @@ func (l *LibOS) newQD() QD {
 }
 
 func emptyQueue() queue {
-	return queue{open: true, pops: opList{-1, -1}, accepts: opList{-1, -1}, connect: -1, linger: -1}
+	return queue{open: true, pops: opList{-1, -1}, accepts: opList{-1, -1}, connect: -1, linger: -1, pend: -1}
 }
 
 // Socket opens a queue: domain AF_INET with type SOCK_DGRAM (UDP; proto 0
@@ -173,7 +174,7 @@ func (l *LibOS) Connect(qd QD, remote netip.AddrPort) (QToken, error) {
 	if err := l.register(q); err != nil {
 		return 0, err
 	}
-	qt, i := l.ops.alloc(OpConnect, qd)
+	qt, i := l.newOp(OpConnect, qd)
 	l.finish(&l.ops.ops[i], nil)
 	return qt, nil
 }
@@ -246,9 +247,9 @@ func (l *LibOS) PushTo(qd QD, s *SGA, to netip.AddrPort) (QToken, error) {
 			}
 		}
 	}
-	qt, i := l.ops.alloc(OpPush, qd)
+	qt, i := l.newOp(OpPush, qd)
 	if err = q.udp.Send(b, to, uint64(qt)); err != nil {
-		l.ops.release(i)
+		l.dropOp(i)
 		q.ctr.PushErrors++
 		return 0, err
 	}
@@ -296,7 +297,7 @@ func (l *LibOS) Pop(qd QD) (QToken, error) {
 	if q.stream && q.tcp.State() == tcp.StateListen {
 		return 0, unix.EINVAL
 	}
-	qt, i := l.ops.alloc(OpPop, qd)
+	qt, i := l.newOp(OpPop, qd)
 	l.pushOp(&q.pops, i)
 	l.drainPops(qd, q)
 	return qt, nil
@@ -365,11 +366,8 @@ func (l *LibOS) CloseQueue(qd QD) error {
 
 func (l *LibOS) closeQueue(qd QD) {
 	q := &l.queues[qd]
-	for i := range l.ops.ops {
-		o := &l.ops.ops[i]
-		if o.state == opPending && o.res.QD == qd {
-			l.finish(o, unix.ECANCELED)
-		}
+	for q.pend != -1 {
+		l.finish(&l.ops.ops[q.pend], unix.ECANCELED) // takes it off the list
 	}
 	if q.stream {
 		if q.linger == 0 {

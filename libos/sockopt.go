@@ -4,6 +4,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/demixdp/demixdp/netstack/tcp"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -23,6 +25,17 @@ func (l *LibOS) streamQueue(qd QD) (*queue, error) {
 		return nil, errors.Join(unix.EINVAL, errNotStream)
 	}
 	return q, nil
+}
+
+// TCPInfo returns a TCP queue's connection state (what getsockopt(2)'s
+// TCP_INFO reports on Linux): congestion window, RTT, windows, what is
+// queued each way and the frames held.
+func (l *LibOS) TCPInfo(qd QD) (tcp.EndpointInfo, error) {
+	q, err := l.streamQueue(qd)
+	if err != nil {
+		return tcp.EndpointInfo{}, err
+	}
+	return q.tcp.Info(), nil
 }
 
 // SetNoDelay turns Nagle's algorithm off (on) for a TCP queue, as

@@ -53,7 +53,7 @@ func (l *LibOS) Accept(qd QD) (QToken, error) {
 	if !q.stream || q.tcp.State() != tcp.StateListen {
 		return 0, unix.EINVAL
 	}
-	qt, i := l.ops.alloc(OpAccept, qd)
+	qt, i := l.newOp(OpAccept, qd)
 	l.pushOp(&q.accepts, i)
 	l.drainAccepts(qd, q)
 	return qt, nil
@@ -100,7 +100,7 @@ func (l *LibOS) connectStream(qd QD, q *queue, remote netip.AddrPort) (QToken, e
 		q.tcp.Abort()
 		return 0, err
 	}
-	qt, i := l.ops.alloc(OpConnect, qd)
+	qt, i := l.newOp(OpConnect, qd)
 	switch q.tcp.State() {
 	case tcp.StateEstablished:
 		l.finish(&l.ops.ops[i], nil)
@@ -112,9 +112,9 @@ func (l *LibOS) connectStream(qd QD, q *queue, remote netip.AddrPort) (QToken, e
 
 //demixdp:hotpath — allocates nothing.
 func (l *LibOS) pushStream(qd QD, q *queue, bufs []nic.Buf) (QToken, error) {
-	qt, i := l.ops.alloc(OpPush, qd)
+	qt, i := l.newOp(OpPush, qd)
 	if err := q.tcp.Send(bufs, uint64(qt)); err != nil {
-		l.ops.release(i)
+		l.dropOp(i)
 		q.ctr.PushErrors++
 		return 0, err
 	}

@@ -482,7 +482,7 @@ func withLoss(t testing.TB, lab *vethlab.Lab, rate float64) *lossy.Loss {
 }
 
 func TestTCPUnderLoss(t *testing.T) {
-	for _, rate := range []float64{0.01, 0.05} {
+	for _, rate := range lossRates {
 		t.Run(fmt.Sprintf("%.0f%%", rate*100), func(t *testing.T) {
 			lab, lib := labLibOS(t, libos.Dedicated, nil)
 			// Kernel client to libOS server, both directions through
@@ -490,11 +490,28 @@ func TestTCPUnderLoss(t *testing.T) {
 			srv := netip.AddrPortFrom(lab.AddrA.Addr(), 7)
 			stop := startTCPEcho(t, lib, srv)
 			c := dialTCPB(t, lab, srv)
+			// The reference: the same stream between two kernel
+			// sockets through the same lossy veth (a kernel echo on
+			// an address of its own in A, beside the libOS's).
+			kaddr := netip.MustParsePrefix("198.51.100.9/24")
+			if err := lab.AddAddrA(kaddr); err != nil {
+				t.Fatal(err)
+			}
+			kecho := kernelEchoA(t, lab, netip.AddrPortFrom(kaddr.Addr(), 7))
+			kc := dialTCPB(t, lab, kecho)
 			loss := withLoss(t, lab, rate)
 			start := time.Now()
 			streamEcho(t, c, tcpLossBytes, 5)
 			stop()
-			t.Logf("kernel client -> libOS echo, %d MB each way: %v", tcpLossBytes>>20, time.Since(start))
+			libosTime := time.Since(start)
+			t.Logf("kernel client -> libOS echo, %d MB each way: %v", tcpLossBytes>>20, libosTime)
+			lc0, _ := loss.Counters()
+			start = time.Now()
+			streamEcho(t, kc, tcpLossBytes, 5)
+			kernelTime := time.Since(start)
+			lc1, _ := loss.Counters()
+			t.Logf("kernel client -> kernel echo, %d MB each way: %v (%d frames dropped); libOS/kernel %.2f",
+				tcpLossBytes>>20, kernelTime, lc1.Dropped-lc0.Dropped, libosTime.Seconds()/kernelTime.Seconds())
 
 			// libOS client to kernel server, both directions.
 			ksrv := netip.AddrPortFrom(lab.AddrB.Addr(), 8082)
@@ -517,6 +534,34 @@ func TestTCPUnderLoss(t *testing.T) {
 				cs.TCP.OOOQueued, cs.TCP.OOODropped, cs.TCP.RcvPressureDrops, cs.XDP.RxFillRingEmptyDescs, cs.XDP.RxRingFull)
 		})
 	}
+}
+
+// kernelEchoA runs a kernel TCP echo server on addr in namespace A, for
+// the lifetime of the test.
+func kernelEchoA(t testing.TB, lab *vethlab.Lab, addr netip.AddrPort) netip.AddrPort {
+	t.Helper()
+	var ln *net.TCPListener
+	if err := lab.RunInA(func() (err error) {
+		ln, err = net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(addr))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.AcceptTCP()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+				c.CloseWrite()
+			}()
+		}
+	}()
+	return addr
 }
 
 // tcpLossBytes is how much each direction carries under loss.
@@ -582,3 +627,5 @@ func TestTCPRestartReusesTupleInPeerTimeWait(t *testing.T) {
 		lib.Close()
 	}
 }
+
+var lossRates = []float64{0.01, 0.05}

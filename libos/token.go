@@ -75,6 +75,9 @@ type op struct {
 	// dprev, dnext link a completed, unconsumed operation into the done
 	// list, in completion order (WaitNext).
 	dprev, dnext int32
+	// qprev, qnext link a pending operation into its queue's list of
+	// pending operations (closing a queue cancels just those).
+	qprev, qnext int32
 	res          Result
 }
 
@@ -184,10 +187,48 @@ func (l *LibOS) completeOp(qt QToken, err error) {
 	l.finish(o, err)
 }
 
+// newOp starts an operation of queue qd: a slot in the op table, linked
+// into the queue's pending list.
+func (l *LibOS) newOp(kind Opcode, qd QD) (QToken, int32) {
+	qt, i := l.ops.alloc(kind, qd)
+	q := &l.queues[qd]
+	o := &l.ops.ops[i]
+	o.qprev, o.qnext = -1, q.pend
+	if q.pend != -1 {
+		l.ops.ops[q.pend].qprev = i
+	}
+	q.pend = i
+	return qt, i
+}
+
+// unpend takes pending operation i off its queue's list.
+func (l *LibOS) unpend(i int32) {
+	o := &l.ops.ops[i]
+	q := &l.queues[o.res.QD]
+	if o.qprev == -1 {
+		q.pend = o.qnext
+	} else {
+		l.ops.ops[o.qprev].qnext = o.qnext
+	}
+	if o.qnext != -1 {
+		l.ops.ops[o.qnext].qprev = o.qprev
+	}
+	o.qprev, o.qnext = -1, -1
+}
+
+// dropOp frees a pending operation that never started (the call that
+// made it failed).
+func (l *LibOS) dropOp(i int32) {
+	l.unpend(i)
+	l.ops.release(i)
+}
+
 func (l *LibOS) finish(o *op, err error) {
+	i := int32(o.res.QT & 0xffffffff)
+	l.unpend(i)
 	o.state = opDone
 	l.doneSeq++
-	l.ops.markDone(int32(o.res.QT & 0xffffffff))
+	l.ops.markDone(i)
 	if err != nil {
 		o.res.Opcode, o.res.Err = OpFailed, err
 		if o.res.SGA != nil {
@@ -205,7 +246,9 @@ func (l *LibOS) finish(o *op, err error) {
 //
 // timeout < 0 waits forever; 0 polls once; otherwise Wait gives up after
 // timeout with ETIMEDOUT, leaving the operation pending and qt valid.
-// An unknown or already consumed token is EINVAL; a closed LibOS is EBADF.
+// An unknown or already consumed token is EINVAL; a closed LibOS is EBADF;
+// EINTR means another goroutine called Wake (the operation stays pending
+// and qt valid, as after ETIMEDOUT).
 func (l *LibOS) Wait(qt QToken, timeout time.Duration) (Result, error) {
 	qts := [1]QToken{qt}
 	_, r, err := l.WaitAny(qts[:], timeout)
@@ -259,7 +302,7 @@ func (l *LibOS) WaitAny(qts []QToken, timeout time.Duration) (int, Result, error
 // when nothing completed). An application with many operations in flight
 // uses it instead of WaitAny, which looks at every token it is given; it is
 // the call behind Demikernel's demi_wait_next_n. Errors: EINVAL (out is
-// empty), EBADF (the LibOS is closed), ETIMEDOUT.
+// empty), EBADF (the LibOS is closed), ETIMEDOUT, EINTR (Wake).
 //
 //demixdp:hotpath — allocates nothing.
 func (l *LibOS) WaitNext(out []Result, timeout time.Duration) (int, error) {

@@ -60,3 +60,33 @@ func TestAddAddrB(t *testing.T) {
 		}
 	}
 }
+
+// TestAddAddrA: an extra address of the kernel's on IfA serves a kernel
+// client in B; the rules are AddAddrB's.
+func TestAddAddrA(t *testing.T) {
+	t.Parallel()
+	l := ForTest(t, Config{Name: "addra"})
+	extra := netip.MustParsePrefix("198.51.100.9/24")
+	if err := l.AddAddrA(extra); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.AddAddrA(netip.MustParsePrefix("192.0.2.9/24")); !errors.Is(err, ErrBadConfig) {
+		t.Errorf("AddAddrA(192.0.2.9/24) = %v, want ErrBadConfig", err)
+	}
+	var server *net.TCPListener
+	if err := l.RunInA(func() (err error) {
+		server, err = net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(netip.AddrPortFrom(extra.Addr(), 0)))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	var c *net.TCPConn
+	if err := l.RunInB(func() (err error) {
+		c, err = net.DialTCP("tcp4", nil, server.Addr().(*net.TCPAddr))
+		return err
+	}); err != nil {
+		t.Fatalf("kernel in B to the extra address in A: %v", err)
+	}
+	c.Close()
+}

@@ -219,17 +219,32 @@ func (e *Endpoint) Err() error { return e.err }
 // Counters returns the endpoint's counters.
 func (e *Endpoint) Counters() EndpointCounters { return e.ctr }
 
-// EndpointInfo is the sender's state of a connection, what Linux's TCP_INFO
-// reports of it.
+// EndpointInfo is a connection's state, what Linux's TCP_INFO reports of
+// it.
 type EndpointInfo struct {
+	State          State
 	CWND, SSThresh uint32        // congestion window and slow-start threshold, bytes
 	SRTT, RTO      time.Duration // smoothed RTT and retransmission timeout
+	Backoffs       int           // consecutive RTO backoffs
+	InRecovery     bool          // in fast recovery
 	SndMSS         int           // payload bytes of a full segment
+	SndWnd         uint32        // the peer's window
+	InFlight       uint32        // bytes sent and not acknowledged
+	Unsent         int           // bytes queued and not sent yet
+	RcvWnd         uint32        // what is left of the window advertised to the peer
+	Readable       int           // in-order bytes queued for Recv
+	OutOfOrder     int           // bytes held out of order
+	SndFrames      int           // frames held by the send queue
+	RcvFrames      int           // frames held by the receive and out-of-order queues
 }
 
-// Info returns the connection's sender state (zero before the handshake).
+// Info returns the connection's state.
 func (e *Endpoint) Info() EndpointInfo {
-	i := EndpointInfo{SRTT: e.rto.SRTT(), RTO: e.rto.Current(), SndMSS: int(e.sndMSS)}
+	i := EndpointInfo{State: e.state, SRTT: e.rto.SRTT(), RTO: e.rto.Current(), Backoffs: e.rto.Backoffs(),
+		InRecovery: e.sb.InRecovery(), SndMSS: int(e.sndMSS), SndWnd: e.sndWnd,
+		InFlight: e.sndUna.Size(e.sndMax), RcvWnd: e.rcvWnd(), Readable: e.rqBytes,
+		OutOfOrder: int(e.reasm.Bytes()), SndFrames: e.sndFrames, RcvFrames: e.rcvFrames}
+	i.Unsent = max(e.sqBytes-int(i.InFlight), 0)
 	if e.cc != nil {
 		i.CWND, i.SSThresh = e.cc.CWND(), e.cc.SSThresh()
 	}

@@ -62,6 +62,11 @@ var workloads = []struct {
 		"(offered_gbps: what the sender's kernel completed; loss: the share dropped on the way)", "gbps", nil},
 	{"tcp_connect", "connections established and closed per second", "cps",
 		[]target{{"kernel", "", false, math.NaN()}, {"gvisor", "", false, math.NaN()}}},
+	// Issue 11: a lower p99 than the kernel at -c 1, 1.3x its requests/s at -c 64.
+	{"http_c1", "net/http (cmd/http-hello) GET / over keep-alive, wrk -t1 -c1 --latency; requests/s, latency in us", "p99_us",
+		[]target{{"kernel", "", true, 1}}},
+	{"http_c64", "net/http (cmd/http-hello) GET / over keep-alive, wrk -t1 -c64 --latency; requests/s, latency in us", "rps",
+		[]target{{"kernel", "", false, 1.3}}},
 	{"udp_pps_queues", "udp_pps against cmd/udp-echo serving one queue of a 1-queue veth (libos_q1) or both queues of a 2-queue veth (libos_q2_1cpu: both loops on the server CPU; " +
 		"libos_q2: each loop pinned to its own CPU, the second shared with the client), the kernel client spreading 32 outstanding datagrams over 16 flows; " +
 		"replies per second, each queue's share (q0_pps, q1_pps), the server's CPU time per reply (us)", "pps", nil},
@@ -78,9 +83,9 @@ func (h *harness) document(idle map[string]map[string]float64, micro map[string]
 		"elapsed_s": math.Round(elapsed.Seconds()),
 		"loadavg":   map[string]string{"start": h.load0, "end": loadavg()},
 		"stacks": map[string]string{
-			"kernel":         "Linux sockets through Go's net on both ends",
+			"kernel":         "Linux sockets through Go's net on both ends (http: cmd/http-hello -kernel, wrk as the client)",
 			"kernel_offload": "the same, veth with TSO/GSO/GRO and checksum offloads on (tcp_bulk)",
-			"libos":          "demixdp libOS on both ends (UDP: cmd/udp-echo server; TCP: dxbench tcp-server -stack libos; dxbench libOS clients)",
+			"libos":          "demixdp libOS on both ends (UDP: cmd/udp-echo server; TCP: dxbench tcp-server -stack libos; dxbench libOS clients); http: cmd/http-hello on dxnet, wrk (kernel) as the client",
 			"cabi":           "the C ABI on both ends: examples/c/udp-ping-pong and tcp-ping-pong (libdemikernel.so), the libos pair's addresses",
 			"gvisor":         "gVisor netstack on its AF_XDP link endpoint on both ends (demixdp steering program redirects to it)",
 			"reflector":      "bare AF_XDP pair: cmd/xdp-reflect -busy and cmd/xdp-client, no stack",

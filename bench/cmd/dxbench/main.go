@@ -3,9 +3,11 @@
 // on AF_XDP, the asavie/xdp reflector, the bare AF_XDP pair
 // (cmd/xdp-reflect + cmd/xdp-client) and the demixdp libOS, interleaved in
 // rounds, and writes bench/results/latest.{json,md} and a latency CDF
-// (latest-cdf.svg).
+// (latest-cdf.svg). The http workloads (http_c1, http_c64) run
+// cmd/http-hello on dxnet and on the kernel under wrk; -only
+// http_c1,http_c64 runs them alone.
 //
-//	dxbench run [-rounds 3] [-out results] [-pin=true] [-server-cpu 0] [-client-cpu 1] [-only W,W..]
+//	dxbench run [-rounds 3] [-out results] [-pin=true] [-server-cpu 0] [-client-cpu 1] [-only W,W..] [-http-time 5s]
 //	dxbench udp-echo -stack kernel|gvisor|asavie -addr IP/P [-iface IF] [-port P]
 //	dxbench tcp-server -stack kernel|gvisor -addr IP/P [-iface IF] [-port P]
 //	dxbench client -stack kernel|gvisor|libos -workload W -remote IP:PORT [...]

@@ -35,6 +35,7 @@ type runOpts struct {
 	benchtime         string
 	pin               pinning
 	only              []string // -only: the workloads to measure (nil: all)
+	httpTime          time.Duration
 }
 
 // lab is one vethlab lab's variables.
@@ -79,6 +80,7 @@ func runMain(args []string) error {
 	fs.BoolVar(&o.pin.on, "pin", true, "pin every server to -server-cpu and every client to -client-cpu (false: let the scheduler place them)")
 	fs.IntVar(&o.pin.server, "server-cpu", 0, "the CPU of the servers (and of one end of the wakeup calibration)")
 	fs.IntVar(&o.pin.client, "client-cpu", 1, "the CPU of the clients (and of the other end of the wakeup calibration)")
+	fs.DurationVar(&o.httpTime, "http-time", 5*time.Second, "length of one wrk run of the http workloads")
 	only := fs.String("only", "", "measure only these workloads, comma separated (e.g. bulk_ceiling,wakeup; default: all)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -137,12 +139,12 @@ func (h *harness) build() error {
 		return err
 	}
 	h.bin["dxbench"] = self
-	cmd := exec.Command("go", "build", "-o", h.o.work+"/", "./cmd/vethlab", "./cmd/xdp-reflect", "./cmd/xdp-client", "./cmd/udp-echo")
+	cmd := exec.Command("go", "build", "-o", h.o.work+"/", "./cmd/vethlab", "./cmd/xdp-reflect", "./cmd/xdp-client", "./cmd/udp-echo", "./cmd/http-hello")
 	cmd.Dir = h.o.root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	for _, b := range []string{"vethlab", "xdp-reflect", "xdp-client", "udp-echo"} {
+	for _, b := range []string{"vethlab", "xdp-reflect", "xdp-client", "udp-echo", "http-hello"} {
 		h.bin[b] = filepath.Join(h.o.work, b)
 	}
 	return nil
@@ -689,7 +691,7 @@ func (h *harness) idleOne(l lab, s idleServer) (map[string]float64, error) {
 
 func (h *harness) microBench() (map[string]report.Micro, error) {
 	cmd := exec.Command("go", "test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", h.o.benchtime, "-timeout", "5m",
-		"./libos", "./netstack/...", "./umem", "./xdp", "./bpf", "./cabi")
+		"./libos", "./netstack/...", "./umem", "./xdp", "./bpf", "./cabi", "./dxnet")
 	cmd.Dir = h.o.root
 	out, err := cmd.CombinedOutput()
 	os.WriteFile(filepath.Join(h.o.work, "micro.txt"), out, 0o644)
@@ -742,6 +744,9 @@ func (h *harness) run() error {
 		h.ceilingRound(l, r)
 		if lq != nil {
 			h.scalingRound(l, lq, r)
+		}
+		if h.want("http_c1") || h.want("http_c64") {
+			h.httpRound(l, r)
 		}
 	}
 	idle := map[string]map[string]float64{}

@@ -1,0 +1,129 @@
+package dxnet
+
+import (
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// errTimeout is what an expired deadline gives: os.ErrDeadlineExceeded,
+// whose Timeout method reports true, as the net package's own.
+var errTimeout = os.ErrDeadlineExceeded
+
+// deadline is one direction's deadline (read, write, accept). When it
+// passes (its timer fires, or it is set in the past) it cancels the call
+// its request is running, if any, and wakes the caller: a waiting call
+// needs no channel of its own for deadlines, so it waits on nothing but
+// its request's done channel. Moving the deadline re-arms one timer; a
+// call already waiting obeys the new time (later, earlier or none).
+// Setting a deadline allocates only the first time (its timer).
+type deadline struct {
+	r     *request // the direction's request
+	fired atomic.Bool
+
+	mu    sync.Mutex
+	when  time.Time // zero: none
+	timer *time.Timer
+}
+
+// expired reports whether the deadline has passed.
+func (d *deadline) expired() bool { return d.fired.Load() }
+
+// set moves the deadline to t (zero: none).
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	d.when = t
+	if t.IsZero() {
+		d.fired.Store(false)
+		return
+	}
+	left := time.Until(t)
+	if left <= 0 {
+		d.fired.Store(true)
+		d.r.interrupt(errTimeout)
+		return
+	}
+	d.fired.Store(false)
+	if d.timer == nil {
+		d.timer = time.AfterFunc(left, d.fire)
+	} else {
+		d.timer.Reset(left)
+	}
+}
+
+// fire runs when the timer goes off. A firing left over from an earlier
+// setting finds the deadline moved and does nothing.
+func (d *deadline) fire() {
+	d.mu.Lock()
+	if d.fired.Load() || d.when.IsZero() || time.Now().Before(d.when) {
+		d.mu.Unlock()
+		return
+	}
+	d.fired.Store(true)
+	d.mu.Unlock()
+	d.r.interrupt(errTimeout)
+}
+
+// stop releases the timer (Close).
+func (d *deadline) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+}
+
+// interrupt cancels the call r is running, if it is still pending, and
+// wakes its caller, who returns why. Deadlines and Close call it from any
+// goroutine; a call that is busy in the loop or done is left alone.
+func (r *request) interrupt(why error) {
+	gen := r.active.Load()
+	if gen == 0 {
+		return
+	}
+	if r.cancel(gen) {
+		r.why = why
+		select {
+		case r.done <- struct{}{}: // capacity 1, and the call's only signal
+		default:
+		}
+	}
+}
+
+// do queues call it of r (started by the caller: r.start, r's inputs
+// filled) and waits for it. The call gives up when d passes or closed is
+// set (Close), returning os.ErrDeadlineExceeded or net.ErrClosed; it
+// returns nil when the loop finished it (its results are in r). A stack
+// that is closed refuses it with net.ErrClosed.
+//
+//demixdp:hotpath — allocates nothing.
+func (s *Stack) do(it item, d *deadline, closed *atomic.Bool) error {
+	r := it.r
+	r.active.Store(it.gen)
+	defer r.active.Store(0)
+	if !s.submit(it) {
+		if !r.cancel(it.gen) {
+			<-r.done // an interrupt got there first and signalled
+		}
+		return net.ErrClosed
+	}
+	// A deadline or Close that came between the caller's check and the
+	// publication of active did not see this call: look again.
+	if d.fired.Load() {
+		r.interrupt(errTimeout)
+	}
+	if closed.Load() {
+		r.interrupt(net.ErrClosed)
+	}
+	<-r.done
+	if r.state.Load() == it.gen<<phaseBits|phaseCancelled {
+		return r.why
+	}
+	return nil
+}

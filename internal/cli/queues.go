@@ -68,17 +68,31 @@ func CloseAll(libs []*libos.LibOS) error {
 // PrintQueueLines writes one line per NIC queue, "queue N: rx_descs=...
 // tx_descs=... ...": the queue's own datapath and hand-off counters, then
 // the integer fields of extra[i] if there is one (a command's own
-// per-queue counters). Read it at exit, not on the datapath.
+// per-queue counters). It reads each LibOS's counters itself: call it from
+// the goroutine that drove them, once their loops have stopped.
 func PrintQueueLines(w io.Writer, libs []*libos.LibOS, extra []any) {
+	ids := make([]int, len(libs))
+	cs := make([]libos.Counters, len(libs))
+	errs := make([]error, len(libs))
 	for i, l := range libs {
-		c, err := l.Counters()
-		if err != nil {
-			fmt.Fprintf(w, "queue %d: error=%q\n", l.QueueID(), err.Error())
+		ids[i] = l.QueueID()
+		cs[i], errs[i] = l.Counters()
+	}
+	PrintQueueCounters(w, ids, cs, errs, extra)
+}
+
+// PrintQueueCounters is PrintQueueLines from counters already read (by
+// the loop that owns each LibOS, as dxnet reads them): queue ids[i] has
+// counters cs[i], or the error errs[i] (errs may be nil).
+func PrintQueueCounters(w io.Writer, ids []int, cs []libos.Counters, errs []error, extra []any) {
+	for i, c := range cs {
+		if i < len(errs) && errs[i] != nil {
+			fmt.Fprintf(w, "queue %d: error=%q\n", ids[i], errs[i].Error())
 			continue
 		}
 		fmt.Fprintf(w, "queue %d: rx_descs=%d tx_descs=%d completions=%d kicks=%d sleeps=%d fill_starved=%d "+
 			"handoffs=%d handoffs_in=%d handoffs_dropped=%d arp_copies=%d rss_ports=%d redirected=%d",
-			l.QueueID(), c.RxDescs, c.TxDescs, c.Completions, c.Kicks, c.Sleeps, c.FillStarved,
+			ids[i], c.RxDescs, c.TxDescs, c.Completions, c.Kicks, c.Sleeps, c.FillStarved,
 			c.Handoffs.Out, c.Handoffs.In, c.Handoffs.Dropped, c.Handoffs.ARPCopies, c.Handoffs.RSSPorts, c.Steering.Redirected)
 		if i < len(extra) && extra[i] != nil {
 			writeFields(w, reflect.ValueOf(extra[i]))

@@ -12,6 +12,7 @@ var help = map[string]string{
 	"libos.Counters.Captured":         "libos.Counters.Captured: frames handed to Config.Capture.",
 	"libos.Counters.Completions":      "libos.Counters.Completions: frames returned by the completion ring.",
 	"libos.Counters.FillStarved":      "libos.Counters.FillStarved: fill-ring refills skipped: no free frame.",
+	"libos.Counters.Handoffs":         "libos.Counters.Handoffs: Handoffs are the frames a queue opened with OpenQueues passed to and took from the other queues' loops (handoff.go); zero for New.",
 	"libos.Counters.KickErrors":       "libos.Counters.KickErrors: kicks that failed with a non-transient error.",
 	"libos.Counters.Kicks":            "libos.Counters.Kicks: sendto calls that started transmission.",
 	"libos.Counters.OwnershipErrors":  "libos.Counters.OwnershipErrors: frame state errors (double free etc.); should stay 0.",
@@ -21,6 +22,15 @@ var help = map[string]string{
 	"libos.Counters.Sleeps":           "libos.Counters.Sleeps: times Wait blocked in poll(2).",
 	"libos.Counters.TxDescs":          "libos.Counters.TxDescs: frames posted to the TX ring.",
 	"libos.Counters.TxRingFull":       "libos.Counters.TxRingFull: transmissions refused: the TX ring was full.",
+	"libos.HandoffCounters.ARPCopies": "libos.HandoffCounters.ARPCopies: dedicated mode: ARP messages for our address copied to the other queues.",
+	"libos.HandoffCounters.Dropped":   "libos.HandoffCounters.Dropped: frames for another queue dropped: this queue's lending limit was reached, or that queue is closed.",
+	"libos.HandoffCounters.GivenBack": "libos.HandoffCounters.GivenBack: frames lent to this queue returned to their owner once done with.",
+	"libos.HandoffCounters.Held":      "libos.HandoffCounters.Held: frames other queues lent this one that it holds now.",
+	"libos.HandoffCounters.In":        "libos.HandoffCounters.In: frames another queue's loop handed to this one.",
+	"libos.HandoffCounters.Lent":      "libos.HandoffCounters.Lent: frames of this queue that other queues hold now.",
+	"libos.HandoffCounters.Out":       "libos.HandoffCounters.Out: frames this queue received for another queue and handed to its loop (a descriptor, no copy).",
+	"libos.HandoffCounters.RSSPorts":  "libos.HandoffCounters.RSSPorts: ephemeral ports chosen so that the NIC's RSS brings the replies to this queue (no hand-off needed).",
+	"libos.HandoffCounters.Returned":  "libos.HandoffCounters.Returned: frames this queue lent that came back.",
 	"libos.QueueCounters.PopBytes":    "libos.QueueCounters.PopBytes: pops completed.",
 	"libos.QueueCounters.Pops":        "libos.QueueCounters.Pops: pops completed.",
 	"libos.QueueCounters.PushBytes":   "libos.QueueCounters.PushBytes: pushes accepted.",
@@ -126,6 +136,8 @@ var help = map[string]string{
 // gauges are the fields that are levels, not counts (after a doc comment
 // starting "Gauges" in their struct).
 var gauges = map[string]bool{
+	"libos.HandoffCounters.Held": true,
+	"libos.HandoffCounters.Lent": true,
 	"tcp.Counters.Conns":         true,
 	"tcp.Counters.FramesHeld":    true,
 	"tcp.Counters.Holders":       true,

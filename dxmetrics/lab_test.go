@@ -170,11 +170,11 @@ func TestScrapeRunningLibOS(t *testing.T) {
 		if f.GetHelp() == "" || undocumented {
 			t.Errorf("%s: help %q", name, f.GetHelp())
 		}
-		// The gauges tcp.Counters documents as such; every other field
-		// is a counter named _total.
+		// The gauges tcp.Counters and libos.HandoffCounters document as
+		// such; every other field is a counter named _total.
 		switch name {
 		case "demixdp_tcp_frames_held", "demixdp_tcp_holders", "demixdp_tcp_share_frames", "demixdp_tcp_max_conn_frames",
-			"demixdp_tcp_conns", "demixdp_tcp_time_wait_conns":
+			"demixdp_tcp_conns", "demixdp_tcp_time_wait_conns", "demixdp_handoffs_held", "demixdp_handoffs_lent":
 			if f.GetType() != dto.MetricType_GAUGE {
 				t.Errorf("%s: type %v, want a gauge", name, f.GetType())
 			}

@@ -23,6 +23,7 @@ type Stack struct {
 	maxChunk    int // the most one SGA carries
 	maxDatagram int
 	spin        time.Duration // how long the loop polls after the last sign of work before it sleeps
+	queueID     int           // the libOS's NIC queue
 
 	mu     sync.Mutex
 	queue  []item // calls for the loop, oldest first
@@ -74,8 +75,18 @@ const retryEvery = time.Millisecond
 // between polls, so other goroutines run meanwhile even with
 // GOMAXPROCS=1. Errors are libos.New's.
 func Open(cfg libos.Config) (*Stack, error) {
-	// The loop spins itself, yielding the processor between polls (see
-	// loop); the libOS must not spin inside WaitNext, which cannot yield.
+	spin := loopSpin(&cfg)
+	lib, err := libos.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return start(lib, spin), nil
+}
+
+// loopSpin takes the spin out of cfg for the loop to do: the loop spins
+// itself, yielding the processor between polls (see loop); the libOS must
+// not spin inside WaitNext, which cannot yield.
+func loopSpin(cfg *libos.Config) time.Duration {
 	spin := cfg.Spin
 	switch {
 	case spin == 0:
@@ -84,12 +95,14 @@ func Open(cfg libos.Config) (*Stack, error) {
 		spin = 0
 	}
 	cfg.Spin = -1
-	lib, err := libos.New(cfg)
-	if err != nil {
-		return nil, err
-	}
+	return spin
+}
+
+// start makes the Stack of lib and starts its loop goroutine.
+func start(lib *libos.LibOS, spin time.Duration) *Stack {
 	s := &Stack{
 		lib:         lib,
+		queueID:     lib.QueueID(),
 		ip:          lib.Addr(),
 		segSize:     lib.SegmentSize(),
 		maxChunk:    libos.MaxSegments * lib.SegmentSize(),
@@ -100,7 +113,7 @@ func Open(cfg libos.Config) (*Stack, error) {
 		spare:       make([]item, 0, 64),
 	}
 	go s.loop()
-	return s, nil
+	return s
 }
 
 // Addr returns the stack's IPv4 address.

@@ -28,6 +28,10 @@ type Counters struct {
 	Captured        uint64 // frames handed to Config.Capture
 	CaptureErrors   uint64 // frames Config.Capture failed to record
 
+	// Handoffs are the frames a queue opened with OpenQueues passed to and
+	// took from the other queues' loops (handoff.go); zero for New.
+	Handoffs HandoffCounters
+
 	Stack    stack.Counters
 	TCP      tcp.Counters
 	Pool     umem.Stats
@@ -45,7 +49,9 @@ type QueueCounters struct {
 }
 
 // Counters returns the LibOS's counters. It makes system calls (socket and
-// eBPF map statistics): do not call it per packet.
+// eBPF map statistics): do not call it per packet. For a queue opened with
+// OpenQueues they are that queue's, Steering included (its row of the
+// steering program the queues share).
 func (l *LibOS) Counters() (Counters, error) {
 	if l.closed {
 		return Counters{}, unix.EBADF
@@ -57,6 +63,10 @@ func (l *LibOS) Counters() (Counters, error) {
 	var err error
 	if c.XDP, err = l.sock.Stats(); err != nil {
 		return c, err
+	}
+	if l.grp != nil {
+		l.groupCounters(&c)
+		return c, nil
 	}
 	c.Steering, err = l.steer.Counters()
 	return c, err

@@ -84,6 +84,21 @@
 // for. New's errors say what to do and name a section of
 // docs/troubleshooting.md; `demixdp doctor` checks a machine first.
 //
+// # Several queues
+//
+// OpenQueues takes over several queues of a NIC (by default all of them)
+// on one UMEM shared with XDP_SHARED_UMEM and returns one LibOS per
+// queue, each with its own AF_XDP socket, rings, share of the frames,
+// netstack and TCP engine; RunQueues drives each from its own goroutine
+// on its own OS thread, optionally pinned to a CPU. The queues share the
+// address: a port bound on every queue is served by every queue, and a
+// connection lives on the queue its first packet arrived on. Outbound
+// connections choose ports whose replies the NIC's RSS brings back to
+// their queue where the RSS key and table can be read; elsewhere a queue
+// that receives a frame for another hands it to that queue's loop through
+// a lock-free ring, without copying it. Every queue's loop must keep
+// running while the others have traffic.
+//
 // # Waiting without burning a core
 //
 // Wait busy-polls the rings for Config.Spin after the last sign of activity,

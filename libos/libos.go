@@ -12,6 +12,7 @@ import (
 	"github.com/demixdp/demixdp/bpf"
 	"github.com/demixdp/demixdp/netstack/stack"
 	"github.com/demixdp/demixdp/netstack/tcp"
+	"github.com/demixdp/demixdp/rss"
 	"github.com/demixdp/demixdp/umem"
 	"github.com/demixdp/demixdp/xdp"
 	"golang.org/x/sys/unix"
@@ -119,6 +120,28 @@ type Config struct {
 	// bpf file system there New goes on unpinned. A PinDir that is set
 	// must work, or New fails.
 	PinDir string
+
+	// Queues, QueueIDs, CPUs and RSS are read by OpenQueues, which opens
+	// several queues of the interface on one UMEM (queues.go); New opens
+	// Queue alone and ignores them.
+	//
+	// QueueIDs lists the queues to open; if it is empty, Queues says how
+	// many (queues 0..Queues-1), and if that is 0 too, every receive
+	// queue the interface has (ETHTOOL_GCHANNELS). With several queues,
+	// Frames is the UMEM's total, divided evenly between the queues
+	// (default 4096 per queue).
+	Queues   int
+	QueueIDs []int
+	// CPUs, if not empty, has one entry per queue: RunQueues pins the
+	// loop of the i-th queue to CPU CPUs[i].
+	CPUs []int
+	// RSS is the NIC's receive-side scaling configuration, with which
+	// OpenQueues chooses the ports of outbound connections so that
+	// their replies arrive on the queue that opened them. Nil means read
+	// it from the interface (ETHTOOL_GRSSH); where it cannot be read (as
+	// on veth), or is an empty Config, replies that arrive on another
+	// queue are handed to the right one.
+	RSS *rss.Config
 }
 
 func (c *Config) normalize() error {
@@ -177,7 +200,7 @@ type LibOS struct {
 	mac      [6]byte
 	mtu      int
 	um       *umem.UMEM
-	pool     *umem.Pool
+	pool     framePool // this queue's share of the UMEM, and frames lent to it (frames.go)
 	sock     *xdp.Socket
 	steer    *bpf.Steering
 	stack    *stack.Stack
@@ -203,6 +226,11 @@ type LibOS struct {
 	mon    opsState // capture, logs, pins (ops.go)
 	closed bool
 	wake   waker // Wake: the one thing other goroutines may touch (wake.go)
+
+	grp *group          // the queues opened together with this one (queues.go), nil for New
+	qi  int             // this queue's index in grp
+	hof handoffSet      // hand-offs between the group's loops (handoff.go)
+	eph ephemeralCursor // a group's ephemeral port search (ports.go)
 }
 
 // New takes over cfg.Interface's queue cfg.Queue: it maps the UMEM, opens
@@ -214,6 +242,16 @@ func New(cfg Config) (*LibOS, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
+	ifi, err := lookupInterface(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	return newLibOS(cfg, ifi, nil, 0)
+}
+
+// lookupInterface finds cfg.Interface and checks what New and OpenQueues
+// check once for all queues.
+func lookupInterface(cfg *Config) (*net.Interface, error) {
 	ifi, err := net.InterfaceByName(cfg.Interface)
 	if err != nil {
 		return nil, explainInterface(cfg.Interface, err)
@@ -226,7 +264,15 @@ func New(cfg Config) (*LibOS, error) {
 			return nil, err
 		}
 	}
-	l := &LibOS{cfg: cfg, ifindex: ifi.Index, mtu: ifi.MTU, steerRefs: make(map[steerKey]int)}
+	return ifi, nil
+}
+
+// newLibOS opens queue cfg.Queue: with g nil as a LibOS of its own (New),
+// otherwise as queue qi of the group g, on g's UMEM and steering program,
+// which the group attaches once every queue is open (OpenQueues).
+func newLibOS(cfg Config, ifi *net.Interface, g *group, qi int) (*LibOS, error) {
+	l := &LibOS{cfg: cfg, ifindex: ifi.Index, mtu: ifi.MTU, steerRefs: make(map[steerKey]int), grp: g, qi: qi}
+	var err error
 	// The stack's clock counts from boot (CLOCK_MONOTONIC, the clock Go's
 	// monotonic readings use), not from New: TCP timestamps then keep
 	// growing across processes, so a restarted server or client reusing
@@ -253,20 +299,33 @@ func New(cfg Config) (*LibOS, error) {
 	if err = l.wake.open(); err != nil {
 		return nil, err
 	}
-	l.um, err = umem.New(umem.Config{FrameSize: cfg.FrameSize, NumFrames: cfg.Frames, Headroom: cfg.Headroom, HugePages: cfg.HugePages})
+	first, count := uint32(0), uint32(cfg.Frames)
+	if g == nil {
+		l.um, err = umem.New(umem.Config{FrameSize: cfg.FrameSize, NumFrames: cfg.Frames, Headroom: cfg.Headroom, HugePages: cfg.HugePages})
+		if err != nil {
+			return nil, fmt.Errorf("libos: %w", err)
+		}
+	} else {
+		l.um = g.um
+		first, count = g.frameRange(qi)
+	}
+	pool, err := umem.NewPool(l.um, first, count)
 	if err != nil {
 		return nil, fmt.Errorf("libos: %w", err)
 	}
-	l.pool, err = umem.NewPool(l.um, 0, uint32(cfg.Frames))
-	if err != nil {
-		return nil, fmt.Errorf("libos: %w", err)
-	}
+	l.pool.init(l, pool)
 	rs := uint32(cfg.RingSize)
 	xcfg := xdp.Config{
 		Ifindex: l.ifindex, QueueID: cfg.Queue,
 		Umem: l.um.Bytes(), FrameSize: uint32(cfg.FrameSize),
 		FillSize: rs, CompletionSize: rs, RXSize: rs, TXSize: rs,
 		Mode: cfg.XDPMode,
+	}
+	if g != nil && qi > 0 {
+		// The first queue registered the UMEM; the others share it,
+		// each with fill and completion rings of its own (another
+		// queue id: XDP_SHARED_UMEM gives every socket its own pair).
+		xcfg.Shared = g.libs[0].sock
 	}
 	// A queue whose previous owner just died stays busy until the kernel
 	// has released that socket: retry EBUSY for a little while.
@@ -287,24 +346,31 @@ func New(cfg Config) (*LibOS, error) {
 			return nil, err
 		}
 	}
-	l.steer, err = bpf.Load(bpf.Config{Mode: mode})
-	if err != nil {
-		return nil, explainLoad(err)
-	}
-	if err = l.steer.AddAddr(cfg.Addr.Addr()); err != nil {
-		return nil, fmt.Errorf("libos: %w", err)
+	if g == nil {
+		l.steer, err = bpf.Load(bpf.Config{Mode: mode})
+		if err != nil {
+			return nil, explainLoad(err)
+		}
+		if err = l.steer.AddAddr(cfg.Addr.Addr()); err != nil {
+			return nil, fmt.Errorf("libos: %w", err)
+		}
+	} else {
+		l.steer = g.steer
 	}
 	if err = l.steer.RegisterSocket(uint32(cfg.Queue), l.sock.FD()); err != nil {
 		return nil, fmt.Errorf("libos: %w", err)
 	}
-	if err = l.steer.Attach(l.ifindex); err != nil {
-		return nil, l.explainAttach(err)
+	if g == nil {
+		if err = l.steer.Attach(l.ifindex); err != nil {
+			return nil, l.explainAttach(err)
+		}
 	}
 	if err = l.startOps(ifi.MTU); err != nil {
 		return nil, err
 	}
 	l.link.l = l
-	l.link.tags = make([]uint64, cfg.Frames)
+	l.link.tags = make([]uint64, l.um.NumFrames()) // a queue of a group may send frames lent by the others
+	frames := l.pool.Len()                         // this queue's share of the UMEM
 	// Frames are the scarce resource of a zero-copy stack: queues waiting
 	// for ACKs or for the application must never hold so many that no
 	// frame is left to receive those ACKs into. The fill ring keeps up to
@@ -315,10 +381,10 @@ func New(cfg Config) (*LibOS, error) {
 	// more connections hold frames, and when frames run short the ones
 	// over their share are trimmed to it (their idle data spilled out of
 	// the frames), so no group of connections can starve the others.
-	l.fillGoal = min(cfg.RingSize, cfg.Frames/2)
-	l.reserve = min(64, cfg.Frames/16)
+	l.fillGoal = min(cfg.RingSize, frames/2)
+	l.reserve = min(64, frames/16)
 	if cfg.TCP.Frames == 0 {
-		cfg.TCP.Frames = max(cfg.Frames-l.fillGoal-l.reserve, 0)
+		cfg.TCP.Frames = max(frames-l.fillGoal-l.reserve, 0)
 	}
 	// The byte limits follow the frame ceiling (a quarter of the TCP
 	// frames per direction), so that a connection alone can use it all.
@@ -349,7 +415,9 @@ func New(cfg Config) (*LibOS, error) {
 	l.stack.Start()
 	l.flush()
 	ok = true
-	l.logStarted()
+	if g == nil {
+		l.logStarted() // a group's queues log once the group is attached
+	}
 	return l, nil
 }
 
@@ -392,6 +460,11 @@ func (l *LibOS) Close() error {
 
 func (l *LibOS) teardown() error {
 	var errs []error
+	if l.grp != nil {
+		// A queue of a group leaves the steering program and the UMEM
+		// to the group, which closes them after its last queue.
+		errs = append(errs, l.leaveGroup())
+	}
 	if l.steer != nil {
 		errs = append(errs, l.steer.Close())
 		l.steer = nil
@@ -407,6 +480,9 @@ func (l *LibOS) teardown() error {
 	if l.um != nil {
 		errs = append(errs, l.um.Close())
 		l.um = nil
+	}
+	if l.grp != nil {
+		errs = append(errs, l.grp.release())
 	}
 	l.wake.close()
 	l.closed = true

@@ -1,6 +1,7 @@
 package libos
 
 import (
+	"runtime"
 	"time"
 
 	"github.com/demixdp/demixdp/netstack/nic"
@@ -116,6 +117,9 @@ func (l *LibOS) poll(now int64) bool {
 	l.flush()
 	n := l.reap()
 	n += l.receive()
+	if l.grp != nil {
+		n += l.takeHandoffs() // handoff.go
+	}
 	l.refill()
 	if d := l.stack.NextDeadline(); d != 0 && now >= d {
 		l.stack.Tick()
@@ -205,6 +209,9 @@ func (l *LibOS) receive() int {
 			continue
 		}
 		l.ctr.RxDescs++
+		if l.grp != nil && l.handOff(f, int(off), int(d.Len)) {
+			continue // another queue's: handed to its loop (handoff.go)
+		}
 		if l.mon.cap != nil {
 			l.captureInput(nic.Buf{Frame: f, Data: l.um.Frame(f), Off: int(off), Len: int(d.Len)})
 			continue
@@ -289,6 +296,9 @@ func (l *LibOS) run(qts []QToken, timeout time.Duration) (int, error) {
 			continue
 		}
 		if now-idle < spin {
+			if l.grp != nil && l.grp.crowded.Load() {
+				runtime.Gosched() // queues.go: more loops than Ps; let the others poll
+			}
 			continue
 		}
 		l.block(now, deadline)
@@ -317,6 +327,9 @@ func (l *LibOS) block(now, deadline int64) {
 		if d < 0 {
 			d = 0
 		}
+	}
+	if l.grp != nil && !l.readyToSleep() {
+		return // another queue's loop handed this one work (handoff.go)
 	}
 	l.ctr.Sleeps++
 	if err := l.sleep(d); err != nil { // the socket and Wake's eventfd

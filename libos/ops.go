@@ -31,6 +31,9 @@ func (l *LibOS) startOps(ifaceMTU int) error {
 	if l.cfg.Capture != nil {
 		l.mon.cap = newCapturer(l.cfg.Capture, &l.cfg)
 	}
+	if l.grp != nil {
+		return nil // OpenQueues pins the group's maps once, after attaching
+	}
 	return l.pinMaps()
 }
 

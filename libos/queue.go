@@ -115,6 +115,9 @@ func (l *LibOS) Bind(qd QD, addr netip.AddrPort) error {
 	if err != nil {
 		return err
 	}
+	if addr.Port() == 0 && l.unboundInGroup(q) && (addr.Addr().IsUnspecified() || addr.Addr() == l.cfg.Addr.Addr()) {
+		return l.bindEphemeral(q, netip.AddrPort{}) // ports.go: queues of a group share the address
+	}
 	if q.stream {
 		err = q.tcp.Bind(addr)
 	} else {
@@ -159,6 +162,11 @@ func (l *LibOS) Connect(qd QD, remote netip.AddrPort) (QToken, error) {
 	}
 	if q.stream {
 		return l.connectStream(qd, q, remote)
+	}
+	if l.unboundInGroup(q) && validRemote(remote) {
+		if err := l.bindEphemeral(q, remote); err != nil {
+			return 0, err
+		}
 	}
 	if err := q.udp.Connect(remote); err != nil {
 		return 0, err
@@ -226,6 +234,17 @@ func (l *LibOS) PushTo(qd QD, s *SGA, to netip.AddrPort) (QToken, error) {
 	if n > 1 {
 		if b, err = l.gather(&bufs, n); err != nil {
 			return 0, err
+		}
+	}
+	if q.steered == 0 && l.unboundInGroup(q) {
+		dst := to
+		if !dst.IsValid() {
+			dst = q.udp.RemoteAddr()
+		}
+		if validRemote(dst) {
+			if err := l.bindEphemeral(q, dst); err != nil {
+				return 0, err
+			}
 		}
 	}
 	qt, i := l.newOp(OpPush, qd)

@@ -84,6 +84,11 @@ func (l *LibOS) connectStream(qd QD, q *queue, remote netip.AddrPort) (QToken, e
 	if q.connect != -1 {
 		return 0, unix.EINPROGRESS
 	}
+	if l.unboundInGroup(q) && q.tcp.State() == tcp.StateClosed && validRemote(remote) {
+		if err := l.bindEphemeral(q, remote); err != nil {
+			return 0, err
+		}
+	}
 	err := q.tcp.Connect(remote)
 	if err == unix.EALREADY {
 		err = unix.EINPROGRESS
@@ -160,7 +165,7 @@ func keyOf(proto uint8, port uint16) steerKey { return steerKey(proto)<<16 | ste
 // Dedicated mode every packet to the address is ours already). Ports are
 // reference-counted: accepted connections and reuse share them.
 func (l *LibOS) register(q *queue) error {
-	if l.cfg.Mode != Shared || q.steered != 0 {
+	if (l.cfg.Mode != Shared && l.grp == nil) || q.steered != 0 {
 		return nil
 	}
 	la := q.localAddr()
@@ -173,7 +178,7 @@ func (l *LibOS) register(q *queue) error {
 	}
 	k := keyOf(proto, la.Port())
 	if l.steerRefs[k] == 0 {
-		if err := l.steer.AddPort(proto, la.Port()); err != nil {
+		if err := l.claimPort(proto, la.Port()); err != nil { // ports.go: the steering map, a group's port table
 			return err
 		}
 	}
@@ -203,7 +208,7 @@ func (l *LibOS) release(k steerKey) {
 		return
 	}
 	delete(l.steerRefs, k)
-	_ = l.steer.RemovePort(uint8(k>>16), uint16(k))
+	l.unclaimPort(uint8(k>>16), uint16(k))
 }
 
 type delayedUnsteer struct {

@@ -7,8 +7,14 @@
 // Run it inside the network namespace that holds the interface:
 //
 //	http-hello -iface IF -addr IP:PORT [-prefix N] [-mode dedicated|shared]
-//	    [-gateway IP] [-frames N] [-spin D] [-cpuprofile F]
+//	    [-gateway IP] [-frames N] [-spin D] [-cpuprofile F] [-queues N]
 //	http-hello -kernel -addr IP:PORT
+//
+// -queues N serves queues 0..N-1 of the interface (0: all of them), one
+// dxnet stack and loop per queue on one shared UMEM (dxnet.OpenQueues),
+// all listening on IP:PORT (dxnet.ListenQueues); -frames is then the
+// total, shared evenly. -cpus is not applied: dxnet's loops are not
+// locked to threads.
 //
 // Routes:
 //
@@ -19,8 +25,9 @@
 // When it serves it prints a line containing "listening". On SIGINT or
 // SIGTERM it shuts down gracefully (http.Server.Shutdown: stops accepting,
 // lets the requests in progress finish, for up to 10 s), prints the
-// libOS's counters, closes the stack (detaching the XDP program), prints
-// "stopped" and exits 0. Setup errors exit 1.
+// libOS's counters (summed over the queues, then one "queue N:
+// rx_descs=... tx_descs=..." line per queue), closes the stacks (detaching
+// the XDP program), prints "stopped" and exits 0. Setup errors exit 1.
 package main
 
 import (
@@ -33,6 +40,7 @@ import (
 
 	"github.com/demixdp/demixdp/dxnet"
 	"github.com/demixdp/demixdp/internal/cli"
+	"github.com/demixdp/demixdp/libos"
 )
 
 // options are the command-line settings.
@@ -44,7 +52,7 @@ type options struct {
 
 func main() {
 	var o options
-	o.common.Register(flag.CommandLine, cli.FlagHelp{Gateway: "next hop for off-link clients (optional)", Frames: true, CPUProfile: true})
+	o.common.Register(flag.CommandLine, cli.FlagHelp{Gateway: "next hop for off-link clients (optional)", Frames: true, CPUProfile: true, Queues: true})
 	flag.StringVar(&o.addr, "addr", "", "IPv4 address and TCP port to serve, IP:PORT (required)")
 	flag.BoolVar(&o.kernel, "kernel", false, "serve on the kernel's sockets (net.Listen) instead of dxnet; -iface and the libOS flags are then ignored")
 	flag.Parse()
@@ -67,7 +75,7 @@ func run(o options, out io.Writer) error {
 
 	// The listener: the one thing the two servers do not share.
 	var ln net.Listener
-	var st *dxnet.Stack
+	var sts []*dxnet.Stack // one per NIC queue (-queues)
 	if o.kernel {
 		ln, err = net.Listen("tcp4", ap.String())
 	} else {
@@ -75,12 +83,12 @@ func run(o options, out io.Writer) error {
 		if cerr != nil {
 			return cerr
 		}
-		if st, err = dxnet.Open(cfg); err == nil {
-			ln, err = st.Listen("tcp4", ap.String())
+		if sts, err = dxnet.OpenQueues(cfg); err == nil {
+			ln, err = dxnet.ListenQueues(sts, "tcp4", ap.String())
 		}
 	}
 	if err != nil {
-		if st != nil {
+		for _, st := range sts {
 			st.Close()
 		}
 		return err
@@ -92,10 +100,10 @@ func run(o options, out io.Writer) error {
 	serveErr := serve(ln, func() {
 		fmt.Fprintf(out, "http-hello: listening on %v stack=%s\n", ln.Addr(), stack)
 	})
-	if st != nil {
-		if c, err := st.Counters(); err == nil {
-			cli.WriteGroup(out, "libos", c)
-		}
+	if len(sts) > 0 {
+		printCounters(out, sts)
+	}
+	for _, st := range sts {
 		if err := st.Close(); err != nil && serveErr == nil {
 			serveErr = fmt.Errorf("close: %w", err)
 		}
@@ -104,4 +112,22 @@ func run(o options, out io.Writer) error {
 		fmt.Fprintln(out, "http-hello: stopped")
 	}
 	return serveErr
+}
+
+// printCounters writes the libOS's counters summed over the stacks' queues
+// ("libos: ..."), then one "queue N: ..." line per queue.
+func printCounters(w io.Writer, sts []*dxnet.Stack) {
+	var sum libos.Counters
+	ids := make([]int, len(sts))
+	cs := make([]libos.Counters, len(sts))
+	errs := make([]error, len(sts))
+	for i, st := range sts {
+		ids[i] = st.QueueID()
+		cs[i], errs[i] = st.Counters()
+		if errs[i] == nil {
+			cli.Add(&sum, cs[i])
+		}
+	}
+	cli.WriteGroup(w, "libos", sum)
+	cli.PrintQueueCounters(w, ids, cs, errs, nil)
 }

@@ -75,6 +75,7 @@ type server struct {
 	now       time.Time // when the last WaitAny returned
 	out       io.Writer // where counters go on request
 	info      atomic.Bool
+	multi     bool // one of several queues: SIGUSR1 prints this queue's line
 }
 
 func newServer(lib *libos.LibOS, lqd libos.QD) *server {
@@ -119,7 +120,7 @@ func (s *server) serve(stop *atomic.Bool) error {
 		i, r, err := s.lib.WaitAny(s.toks, timeout)
 		s.now = time.Now()
 		if s.info.Swap(false) {
-			printCounters(s.out, s.lib, &s.ctr)
+			s.printInfo()
 		}
 		if s.idle > 0 && !s.now.Before(s.nextSweep) {
 			s.sweepIdle()

@@ -7,7 +7,14 @@
 //
 //	tcp-echo -iface IF -addr IP:PORT [-prefix 24] [-mode dedicated|shared]
 //	    [-gateway IP] [-frames N] [-spin D] [-backlog N] [-idle-timeout D]
-//	    [-cpuprofile F] [-pcap FILE] [-metrics ADDR] [-log-level L]
+//	    [-cpuprofile F] [-queues N] [-cpus LIST] [-pcap FILE] [-metrics ADDR]
+//	    [-log-level L]
+//
+// -queues N serves queues 0..N-1 of the interface (0: all of them), one
+// libOS and one loop per queue on its own thread (pinned with -cpus), on
+// one shared UMEM (libos.OpenQueues; -frames is then the total, shared
+// evenly): every queue listens on IP:PORT, and a connection lives on the
+// queue that received its SYN.
 //
 // It serves many connections at once from one goroutine: one WaitAny over
 // the accept token and every connection's pop and push tokens. A push
@@ -34,9 +41,12 @@
 // SIGUSR1 it prints its counters (the libos.tcp group has the frames the
 // connections hold, frames_held, the most one holds in one direction,
 // max_conn_frames, and the share each may hold, share_frames) and goes on.
-// On SIGINT or SIGTERM it closes the open connections, prints its counters as
-// "group: key=value ..." lines, closes the libOS (detaching the XDP
-// program), prints "detached" and exits 0. Setup errors exit 1.
+// With several queues SIGUSR1 prints each queue's "queue N: ..." line
+// instead. On SIGINT or SIGTERM it closes the open connections, prints its
+// counters as "group: key=value ..." lines (summed over the queues), then
+// one line per NIC queue, "queue N: rx_descs=... tx_descs=... handoffs=...
+// accepted=...", closes the libOS (detaching the XDP program), prints
+// "detached" and exits 0. Setup errors exit 1.
 package main
 
 import (
@@ -64,7 +74,7 @@ type options struct {
 
 func main() {
 	var o options
-	o.common.Register(flag.CommandLine, cli.FlagHelp{Gateway: "next hop for off-link clients (optional)", Frames: true, CPUProfile: true, Ops: true})
+	o.common.Register(flag.CommandLine, cli.FlagHelp{Gateway: "next hop for off-link clients (optional)", Frames: true, CPUProfile: true, Ops: true, Queues: true})
 	flag.StringVar(&o.addr, "addr", "", "IPv4 address and TCP port to serve, IP:PORT (required)")
 	flag.IntVar(&o.backlog, "backlog", 1024, "established connections waiting for accept (1-4096)")
 	flag.DurationVar(&o.idle, "idle-timeout", 60*time.Second, "close a connection that makes no progress (nothing received, no echo acknowledged) for this long, resetting it if data is left unread; 0 never")
@@ -115,35 +125,57 @@ func run(o options, out io.Writer) error {
 	var stop atomic.Bool
 	defer cli.OnSignal(func() { stop.Store(true) })()
 
-	lib, err := cli.Open(cfg)
+	libs, err := cli.OpenQueues(cfg)
 	if err != nil {
 		return err
 	}
-	defer lib.Close()
-	lqd, err := lib.Socket(libos.AF_INET, libos.SOCK_STREAM, 0)
+	defer cli.CloseAll(libs)
+	// Every queue listens on the address: a connection lives on the
+	// queue that received its SYN.
+	lqds := make([]libos.QD, len(libs))
+	for i, lib := range libs {
+		lqd, err := lib.Socket(libos.AF_INET, libos.SOCK_STREAM, 0)
+		if err != nil {
+			return fmt.Errorf("socket: %w", err)
+		}
+		if err := lib.Bind(lqd, ap); err != nil {
+			return fmt.Errorf("bind %v: %w", ap, err)
+		}
+		if err := lib.Listen(lqd, o.backlog); err != nil {
+			return fmt.Errorf("listen %v: %w", ap, err)
+		}
+		lqds[i] = lqd
+	}
+	err = ops.ServeQueues(&o.common.Ops, libs, out, func(i int) []dxmetrics.Queue { return []dxmetrics.Queue{{QD: lqds[i], Name: "listener"}} })
 	if err != nil {
-		return fmt.Errorf("socket: %w", err)
-	}
-	if err := lib.Bind(lqd, ap); err != nil {
-		return fmt.Errorf("bind %v: %w", ap, err)
-	}
-	if err := lib.Listen(lqd, o.backlog); err != nil {
-		return fmt.Errorf("listen %v: %w", ap, err)
-	}
-	if err := ops.Serve(&o.common.Ops, lib, out, dxmetrics.Queue{QD: lqd, Name: "listener"}); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "tcp-echo: listening on %v (%s) iface=%s mode=%v xdp=%s mtu=%d\n",
-		ap, cfg.Addr, cfg.Interface, cfg.Mode, cli.XDPMode(lib), lib.MTU())
+	fmt.Fprintf(out, "tcp-echo: listening on %v (%s) iface=%s mode=%v xdp=%s mtu=%d queues=%d\n",
+		ap, cfg.Addr, cfg.Interface, cfg.Mode, cli.XDPMode(libs[0]), libs[0].MTU(), len(libs))
 
-	s := newServer(lib, lqd)
-	s.ops = ops
-	s.idle, s.out = o.idle, out
-	defer cli.OnInfo(func() { s.info.Store(true) })()
-	loopErr := s.serve(&stop)
+	ss := make([]*server, len(libs))
+	byLib := make(map[*libos.LibOS]*server, len(libs))
+	for i, lib := range libs {
+		s := newServer(lib, lqds[i])
+		s.ops = ops.Queue(i)
+		s.idle, s.out, s.multi = o.idle, out, len(libs) > 1
+		ss[i], byLib[lib] = s, s
+	}
+	defer cli.OnInfo(func() {
+		for _, s := range ss {
+			s.info.Store(true)
+		}
+	})()
+	var loopErr error
+	if len(libs) == 1 {
+		loopErr = ss[0].serve(&stop)
+	} else {
+		// One loop per queue, each on its own thread (pinned with -cpus).
+		loopErr = libos.RunQueues(libs, func(lib *libos.LibOS) error { return byLib[lib].serve(&stop) })
+	}
 
-	printCounters(out, lib, &s.ctr)
-	if cerr := lib.Close(); cerr != nil {
+	printCounters(out, libs, ss)
+	if cerr := cli.CloseAll(libs); cerr != nil {
 		return errors.Join(loopErr, fmt.Errorf("close: %w", cerr))
 	}
 	if err := ops.Close(); err != nil {

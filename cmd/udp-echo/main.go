@@ -8,7 +8,12 @@
 //
 //	udp-echo -iface IF -addr IP:PORT [-prefix 24] [-mode dedicated|shared]
 //	    [-gateway IP] [-frames N] [-pops K] [-spin D] [-cpuprofile F]
-//	    [-pcap FILE] [-metrics ADDR] [-log-level L]
+//	    [-queues N] [-cpus LIST] [-pcap FILE] [-metrics ADDR] [-log-level L]
+//
+// -queues N serves queues 0..N-1 of the interface (0: all of them), one
+// libOS and one loop per queue on its own thread (pinned with -cpus), all
+// bound to IP:PORT, on one shared UMEM (libos.OpenQueues); -frames is then
+// the total, shared evenly.
 //
 // In dedicated mode the libOS owns IP (the kernel must not have it) and
 // answers ARP and ping for it; in shared mode IP is the kernel's too and
@@ -21,9 +26,10 @@
 //
 // When it can receive it prints a line containing "listening", the
 // address, the mode and copy or zerocopy. On SIGINT or SIGTERM it prints
-// its counters as "group: key=value ..." lines, closes the libOS (which
-// detaches the XDP program), prints "detached" and exits 0. Setup errors
-// exit 1.
+// its counters as "group: key=value ..." lines (summed over the queues),
+// then one line per NIC queue, "queue N: rx_descs=... tx_descs=...
+// handoffs=... echoed=...", closes the libOS (which detaches the XDP
+// program), prints "detached" and exits 0. Setup errors exit 1.
 package main
 
 import (
@@ -49,7 +55,7 @@ type options struct {
 
 func main() {
 	var o options
-	o.common.Register(flag.CommandLine, cli.FlagHelp{Gateway: "next hop for off-link senders (optional)", Frames: true, CPUProfile: true, Ops: true})
+	o.common.Register(flag.CommandLine, cli.FlagHelp{Gateway: "next hop for off-link senders (optional)", Frames: true, CPUProfile: true, Ops: true, Queues: true})
 	flag.StringVar(&o.addr, "addr", "", "IPv4 address and UDP port to serve, IP:PORT (required)")
 	flag.IntVar(&o.pops, "pops", 8, "pops kept outstanding (1-64)")
 	flag.Parse()
@@ -96,30 +102,46 @@ func run(o options, out io.Writer) error {
 	var stop atomic.Bool
 	defer cli.OnSignal(func() { stop.Store(true) })()
 
-	lib, err := cli.Open(cfg)
+	libs, err := cli.OpenQueues(cfg)
 	if err != nil {
 		return err
 	}
-	defer lib.Close()
-	qd, err := lib.Socket(libos.AF_INET, libos.SOCK_DGRAM, 0)
+	defer cli.CloseAll(libs)
+	qds := make([]libos.QD, len(libs))
+	for i, lib := range libs {
+		qd, err := lib.Socket(libos.AF_INET, libos.SOCK_DGRAM, 0)
+		if err != nil {
+			return fmt.Errorf("socket: %w", err)
+		}
+		if err := lib.Bind(qd, ap); err != nil {
+			return fmt.Errorf("bind %v: %w", ap, err)
+		}
+		qds[i] = qd
+	}
+	err = ops.ServeQueues(&o.common.Ops, libs, out, func(i int) []dxmetrics.Queue { return []dxmetrics.Queue{{QD: qds[i], Name: "echo"}} })
 	if err != nil {
-		return fmt.Errorf("socket: %w", err)
-	}
-	if err := lib.Bind(qd, ap); err != nil {
-		return fmt.Errorf("bind %v: %w", ap, err)
-	}
-	if err := ops.Serve(&o.common.Ops, lib, out, dxmetrics.Queue{QD: qd, Name: "echo"}); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "udp-echo: listening on %v (%s) iface=%s mode=%v xdp=%s mtu=%d\n",
-		ap, cfg.Addr, cfg.Interface, cfg.Mode, cli.XDPMode(lib), lib.MTU())
+	fmt.Fprintf(out, "udp-echo: listening on %v (%s) iface=%s mode=%v xdp=%s mtu=%d queues=%d\n",
+		ap, cfg.Addr, cfg.Interface, cfg.Mode, cli.XDPMode(libs[0]), libs[0].MTU(), len(libs))
 
-	e := newEchoer(lib, qd, o.pops)
-	e.ops = ops
-	loopErr := e.serve(&stop)
+	es := make([]*echoer, len(libs))
+	byLib := make(map[*libos.LibOS]*echoer, len(libs))
+	for i, lib := range libs {
+		es[i] = newEchoer(lib, qds[i], o.pops)
+		es[i].ops = ops.Queue(i)
+		byLib[lib] = es[i]
+	}
+	var loopErr error
+	if len(libs) == 1 {
+		loopErr = es[0].serve(&stop)
+	} else {
+		// One loop per queue, each on its own thread (pinned with -cpus).
+		loopErr = libos.RunQueues(libs, func(lib *libos.LibOS) error { return byLib[lib].serve(&stop) })
+	}
 
-	printCounters(out, lib, qd, &e.ctr)
-	if cerr := lib.Close(); cerr != nil {
+	printCounters(out, libs, qds, es)
+	if cerr := cli.CloseAll(libs); cerr != nil {
 		return errors.Join(loopErr, fmt.Errorf("close: %w", cerr))
 	}
 	if err := ops.Close(); err != nil {

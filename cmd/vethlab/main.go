@@ -1,6 +1,6 @@
 // Command vethlab brings the demixdp veth lab up and down from a shell.
 //
-//	vethlab up [-name N] [-shared] [-mtu M] [-offloads] [-ipv6] [-addra P] [-addrb P]
+//	vethlab up [-name N] [-shared] [-mtu M] [-queues Q] [-offloads] [-ipv6] [-addra P] [-addrb P]
 //	vethlab down -name N | -all
 //	vethlab show -name N
 //	vethlab exec -name N a|b -- cmd args...
@@ -27,7 +27,7 @@ import (
 )
 
 const usage = `usage:
-  vethlab up [-name N] [-shared] [-mtu M] [-offloads] [-ipv6] [-addra P] [-addrb P]
+  vethlab up [-name N] [-shared] [-mtu M] [-queues Q] [-offloads] [-ipv6] [-addra P] [-addrb P]
   vethlab down -name N | -all
   vethlab show -name N
   vethlab exec -name N a|b -- cmd args...
@@ -95,6 +95,7 @@ func up(args []string, stdout, stderr io.Writer) error {
 	name := fs.String("name", "", "lab name (exact, prefixed with dx- unless it starts with dx); random if empty")
 	shared := fs.Bool("shared", false, "give AddrA to the kernel in namespace A too (shared-address mode)")
 	mtu := fs.Int("mtu", 0, "MTU of both ends (0 = 1500)")
+	queues := fs.Int("queues", 0, "RX and TX queues of both ends (0 = 1); B's flows spread over A's queues")
 	offloads := fs.Bool("offloads", false, "keep checksum/SG/TSO/GSO/GRO offloads on")
 	ipv6 := fs.Bool("ipv6", false, "keep IPv6 enabled in both namespaces")
 	addrA := fs.String("addra", vethlab.DefaultAddrA.String(), "address of side A (libOS)")
@@ -105,7 +106,7 @@ func up(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() != 0 {
 		return fmt.Errorf("unexpected arguments %q: %w", fs.Args(), errUsage)
 	}
-	cfg := vethlab.Config{Name: *name, ExactName: *name != "", KernelAddrA: *shared, MTU: *mtu, Offloads: *offloads, IPv6: *ipv6}
+	cfg := vethlab.Config{Name: *name, ExactName: *name != "", KernelAddrA: *shared, MTU: *mtu, Queues: *queues, Offloads: *offloads, IPv6: *ipv6}
 	var err error
 	if cfg.AddrA, err = netip.ParsePrefix(*addrA); err != nil {
 		return fmt.Errorf("-addra: %w", err)

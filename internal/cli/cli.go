@@ -35,6 +35,9 @@ type FlagHelp struct {
 	// Ops registers the operation flags -pcap, -metrics and -log-level
 	// (OpsFlags).
 	Ops bool
+	// Queues registers -queues and -cpus (queues.go): the command serves
+	// several NIC queues, one loop each.
+	Queues bool
 }
 
 // LibOSFlags are the flags every libOS command shares: -iface, -prefix,
@@ -49,6 +52,8 @@ type LibOSFlags struct {
 	Spin       time.Duration
 	CPUProfile string
 	Ops        OpsFlags
+	Queues     int    // -queues (with FlagHelp.Queues; 1 otherwise)
+	CPUs       string // -cpus
 }
 
 // Register defines the flags on fs, with the defaults and help of h.
@@ -75,6 +80,10 @@ func (f *LibOSFlags) Register(fs *flag.FlagSet, h FlagHelp) {
 	}
 	if h.Ops {
 		f.Ops.Register(fs)
+	}
+	f.Queues = 1
+	if h.Queues {
+		f.registerQueues(fs)
 	}
 }
 
@@ -107,6 +116,9 @@ func (f *LibOSFlags) Config(addr netip.Addr) (libos.Config, error) {
 		if cfg.Gateway, err = netip.ParseAddr(f.Gateway); err != nil || !cfg.Gateway.Is4() {
 			return cfg, fmt.Errorf("-gateway %q: not an IPv4 address", f.Gateway)
 		}
+	}
+	if err := f.queuesConfig(&cfg); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }

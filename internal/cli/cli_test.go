@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -78,14 +79,15 @@ func TestRegisterDefaultsAndHelp(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	a := netip.MustParseAddr("198.51.100.1")
-	ok := LibOSFlags{Iface: "v0", Prefix: 24, Mode: "shared", Gateway: "198.51.100.254", Frames: 2048, Spin: time.Millisecond}
+	// Queues 1: what Register sets -queues to by default.
+	ok := LibOSFlags{Iface: "v0", Prefix: 24, Mode: "shared", Gateway: "198.51.100.254", Frames: 2048, Spin: time.Millisecond, Queues: 1}
 	cfg, err := ok.Config(a)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := libos.Config{Interface: "v0", Addr: netip.MustParsePrefix("198.51.100.1/24"), Mode: libos.Shared,
-		Gateway: netip.MustParseAddr("198.51.100.254"), Frames: 2048, Spin: time.Millisecond}
-	if cfg != want {
+		Gateway: netip.MustParseAddr("198.51.100.254"), Frames: 2048, Spin: time.Millisecond, Queues: 1}
+	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Config = %+v, want %+v", cfg, want)
 	}
 	for _, c := range []struct {

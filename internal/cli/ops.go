@@ -42,6 +42,8 @@ type Ops struct {
 	Logger  *slog.Logger
 	capture *dxcapture.Writer
 	src     *dxmetrics.Source
+	queues  []*Ops // ServeQueues: one per queue, each with its own source
+	iface   string
 	srv     *http.Server
 	served  chan error
 }
@@ -66,6 +68,7 @@ func (f *OpsFlags) Start(cfg *libos.Config, stderr io.Writer) (*Ops, error) {
 			return nil, fmt.Errorf("-metrics %q: want HOST:PORT", f.Metrics)
 		}
 		o.src = dxmetrics.NewSource(cfg.Interface, cfg.Queue)
+		o.iface = cfg.Interface
 	}
 	if f.PCAP != "" {
 		w, err := dxcapture.Create(f.PCAP)
@@ -87,11 +90,16 @@ func (o *Ops) Serve(f *OpsFlags, lib *libos.LibOS, out io.Writer, qs ...dxmetric
 	}
 	o.src.SetQueues(qs...)
 	o.src.Publish(lib) // a first snapshot, for a scrape that comes before the loop runs
+	return o.listen(f, out, dxmetrics.NewCollector(o.src))
+}
+
+// listen serves the collector's endpoints on the -metrics address.
+func (o *Ops) listen(f *OpsFlags, out io.Writer, c *dxmetrics.Collector) error {
 	ln, err := net.Listen("tcp", f.Metrics)
 	if err != nil {
 		return fmt.Errorf("-metrics: %w", err)
 	}
-	o.srv = &http.Server{Handler: dxmetrics.NewServeMux(dxmetrics.NewCollector(o.src)), ReadHeaderTimeout: 10 * time.Second}
+	o.srv = &http.Server{Handler: dxmetrics.NewServeMux(c), ReadHeaderTimeout: 10 * time.Second}
 	o.served = make(chan error, 1)
 	go func() { o.served <- o.srv.Serve(ln) }()
 	fmt.Fprintf(out, "metrics on http://%s/metrics\n", ln.Addr())

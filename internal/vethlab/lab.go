@@ -85,6 +85,15 @@ type Config struct {
 	// IPv6 keeps IPv6 enabled in both namespaces. By default it is disabled
 	// so no DAD, router solicitation or MLD frames appear on the veth.
 	IPv6 bool
+	// Queues gives both ends that many RX and TX queues (numrxqueues,
+	// numtxqueues; 0 means 1). A veth delivers a frame on the receive
+	// queue whose number is the sender's transmit queue, and the kernel
+	// in B picks a socket's transmit queue from the socket's random flow
+	// hash, so B's flows spread over A's queues. With more than one
+	// queue the lab also sets net.core.txrehash=0 in B, so that the
+	// kernel keeps a connection on its queue after a retransmission
+	// timeout instead of drawing a new hash (see multiqueue.go).
+	Queues int
 }
 
 // Lab is a veth pair whose ends live in two network namespaces the lab
@@ -206,6 +215,9 @@ func plan(cfg Config) (*Lab, error) {
 	if l.AddrA.Addr() == l.AddrB.Addr() {
 		return nil, fmt.Errorf("vethlab: AddrA and AddrB are both %v: %w", l.AddrA.Addr(), ErrBadConfig)
 	}
+	if cfg.Queues < 0 || cfg.Queues > MaxQueues {
+		return nil, fmt.Errorf("vethlab: Queues %d outside 0..%d: %w", cfg.Queues, MaxQueues, ErrBadConfig)
+	}
 	if cfg.MTU != 0 && (cfg.MTU < 68 || cfg.MTU > 65535) {
 		return nil, fmt.Errorf("vethlab: MTU %d outside 68..65535: %w", cfg.MTU, ErrBadConfig)
 	}
@@ -284,6 +296,7 @@ func (l *Lab) build(cfg Config) error {
 		PeerName:      l.IfB,
 		PeerNamespace: netlink.NsFd(int(nsB)),
 	}
+	setQueues(veth, cfg.Queues)
 	if err := hA.LinkAdd(veth); err != nil {
 		return fmt.Errorf("vethlab: create veth %s/%s in %s: %w", l.IfA, l.IfB, l.NSA, err)
 	}
@@ -294,6 +307,9 @@ func (l *Lab) build(cfg Config) error {
 		return fmt.Errorf("vethlab: %s: %w", l.NSB, err)
 	}
 	if err := l.SetOffloads(cfg.Offloads); err != nil {
+		return err
+	}
+	if err := l.pinFlowsToQueues(cfg.Queues); err != nil {
 		return err
 	}
 	if err := l.readLinks(hA, hB); err != nil {

@@ -74,6 +74,11 @@ var workloads = []struct {
 		[]target{{"redis", "", false, 1.5}, {"kernel", "", false, math.NaN()}}},
 	{"resp_p16", "the same at -P 16", "rps",
 		[]target{{"redis", "", false, 1.2}, {"kernel", "", false, math.NaN()}}},
+	{"udp_pps_queues", "udp_pps against cmd/udp-echo serving one queue of a 1-queue veth (libos_q1) or both queues of a 2-queue veth (libos_q2_1cpu: both loops on the server CPU; " +
+		"libos_q2: each loop pinned to its own CPU, the second shared with the client), the kernel client spreading 32 outstanding datagrams over 16 flows; " +
+		"replies per second, each queue's share (q0_pps, q1_pps), the server's CPU time per reply (us)", "pps", nil},
+	{"tcp_connect_queues", "tcp_connect against the dxbench libOS server on one queue of a 1-queue veth or both queues of a 2-queue veth (as udp_pps_queues), the kernel client " +
+		"connecting from 16 goroutines at once; connections per second, each queue's share, the server's CPU time per connection (us)", "cps", nil},
 }
 
 func (h *harness) document(idle map[string]map[string]float64, micro map[string]report.Micro, elapsed time.Duration) map[string]any {
@@ -159,6 +164,7 @@ func (h *harness) document(idle map[string]map[string]float64, micro map[string]
 		if r := h.respNetRatio(w.name); r != nil {
 			wd.Ratios["kv_net/redis"] = r
 		}
+		h.scalingRatios(w.name, w.metric, wd)
 		doc[w.name] = wd
 	}
 	share := map[string]float64{}
@@ -305,7 +311,7 @@ func markdown(doc map[string]any) string {
 		}
 		b.WriteString("\n")
 	}
-	order := []string{"libos", "kv_net", "redis", "cabi", "reflector", "asavie", "kernel", "kernel_offload", "gvisor",
+	order := []string{"libos", "libos_q1", "libos_q2_1cpu", "libos_q2", "kv_net", "redis", "cabi", "reflector", "asavie", "kernel", "kernel_offload", "gvisor",
 		"kernel_client/libos", "kernel_client/reflector", "kernel_client/asavie", "kernel_client/gvisor", "libos_client/kernel"}
 	for _, w := range workloads {
 		wd, ok := doc[w.name].(*workloadDoc)

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -27,6 +28,8 @@ type driverFlags struct {
 	port               int
 	cpuprofile         string
 	spin               time.Duration
+	queues             int    // libOS TCP server: NIC queues (libos.OpenQueues)
+	cpus               string // and the CPUs of their loops
 }
 
 func (d *driverFlags) register(fs *flag.FlagSet) {
@@ -36,6 +39,8 @@ func (d *driverFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&d.port, "port", 7777, "own port (servers: the service port, TCP: the first of three)")
 	fs.StringVar(&d.cpuprofile, "cpuprofile", "", "write a CPU profile here")
 	fs.DurationVar(&d.spin, "spin", 0, "libOS: busy-poll this long before sleeping (0: the libOS default, negative: never spin)")
+	fs.IntVar(&d.queues, "queues", 1, "libOS tcp-server: serve this many NIC queues, one loop each")
+	fs.StringVar(&d.cpus, "cpus", "", "libOS tcp-server: pin the queues' loops to these CPUs, comma separated")
 }
 
 func startProfile(path string) (stop func(), err error) {
@@ -139,14 +144,22 @@ func serverMain(tcpServer bool, args []string) error {
 		if !tcpServer {
 			return errors.New("the libOS UDP echo server is cmd/udp-echo")
 		}
-		lib, err := libos.New(libos.Config{Interface: d.iface, Addr: prefix, Mode: libos.Dedicated, Spin: d.spin})
+		libs, err := openLibOSQueues(d, prefix)
 		if err != nil {
 			return err
 		}
-		defer lib.Close()
+		defer closeLibs(libs)
+		defer printQueueLines(libs) // after the loops stopped, before the close
 		ready := make(chan struct{})
+		var readyWG sync.WaitGroup
+		readyWG.Add(len(libs))
+		go func() { readyWG.Wait(); close(ready) }()
 		go func() {
-			errc <- libosTCPServer(lib, ap(0), func() { close(ready) }, stop)
+			if len(libs) == 1 {
+				errc <- libosTCPServer(libs[0], ap(0), readyWG.Done, stop)
+				return
+			}
+			errc <- libos.RunQueues(libs, func(lib *libos.LibOS) error { return libosTCPServer(lib, ap(0), readyWG.Done, stop) })
 		}()
 		select {
 		case <-ready:
@@ -202,6 +215,7 @@ func clientMain(args []string) error {
 	bytes := fs.Int64("bytes", 1<<30, "tcp_bulk: bytes to stream")
 	samples := fs.String("samples", "", "write RTT samples here (int64 ns little endian)")
 	inflight := fs.Int("inflight", 64, "libOS tcp_bulk: pushes of up to 16 segments kept unacknowledged")
+	flows := fs.Int("flows", 1, "kernel udp_pps and tcp_connect: spread the load over this many sockets (flows) at once")
 	idleProbe := fs.Bool("idle-probe", false, "kernel udp_rtt/tcp_rtt: after the run print \"warm\", then time one more exchange on the same socket for every line read on stdin (see idleProbes)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -227,6 +241,13 @@ func clientMain(args []string) error {
 			return func() (net.Conn, error) { return net.DialTCP("tcp4", nil, net.TCPAddrFromAddrPort(remPort(off))) }
 		}
 		switch {
+		case *flows > 1 && *workload == "udp_pps":
+			res, runErr = udpFlows(rem, *flows, cfg)
+		case *flows > 1 && *workload == "tcp_connect":
+			if *duration <= 0 {
+				*duration = time.Second
+			}
+			res, runErr = connectFlows(dial(tcpAcceptClose), *flows, *duration)
 		case *workload == "udp_rtt" || *workload == "udp_pps":
 			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(rem))
 			if err != nil {

@@ -150,8 +150,8 @@ func (h *harness) build() error {
 	return nil
 }
 
-func (h *harness) labUp(name string, offloads bool) (lab, error) {
-	args := []string{"up", "-shared", "-name", name}
+func (h *harness) labUp(name string, offloads bool, extra ...string) (lab, error) {
+	args := append([]string{"up", "-shared", "-name", name}, extra...)
 	if offloads {
 		args = append(args, "-offloads")
 	}
@@ -171,21 +171,37 @@ func (h *harness) labUp(name string, offloads bool) (lab, error) {
 	return l, nil
 }
 
-// startServer runs argv in namespace ns and waits for "listening".
+// startServer runs argv in namespace ns, on the server CPU, and waits for
+// "listening".
 func (h *harness) startServer(ns string, argv ...string) error {
-	return h.startServerReady(ns, "listening", argv...)
+	return h.startServerOpts(ns, "listening", true, argv...)
 }
 
-// startServerReady runs argv in namespace ns and waits for a line with
-// ready (redis-server says "Ready to accept connections").
+// startServerReady is startServer waiting for a line with ready instead
+// (redis-server says "Ready to accept connections").
 func (h *harness) startServerReady(ns, ready string, argv ...string) error {
+	return h.startServerOpts(ns, ready, true, argv...)
+}
+
+// startServerPinned is startServer; whole false leaves the server off the
+// server CPU's taskset (it pins its own threads).
+func (h *harness) startServerPinned(ns string, whole bool, argv ...string) error {
+	return h.startServerOpts(ns, "listening", whole, argv...)
+}
+
+// startServerOpts runs argv in namespace ns, pinned to the server CPU
+// unless whole is false, and waits for a line containing ready.
+func (h *harness) startServerOpts(ns, ready string, whole bool, argv ...string) error {
 	h.stopServer()
 	log := filepath.Join(h.o.work, "server.log")
 	f, err := os.Create(log)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, h.o.pin.wrap(h.o.pin.server, argv)...)...)
+	if whole {
+		argv = h.o.pin.wrap(h.o.pin.server, argv)
+	}
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		f.Close()
@@ -207,7 +223,7 @@ func (h *harness) startServerReady(ns, ready string, argv ...string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("server %s never said listening", argv[0])
+	return fmt.Errorf("server %s never said %q", argv[0], ready)
 }
 
 // stopServer interrupts the server it started (by its pid) and waits.
@@ -724,6 +740,12 @@ func (h *harness) run() error {
 	if err != nil {
 		return err
 	}
+	var lq lab // two queues, for the queue-scaling workloads (scaling.go)
+	if len(h.wanted([]string{"udp_pps_queues", "tcp_connect_queues"})) > 0 {
+		if lq, err = h.labUp("dxbq"+id, false, "-queues", "2"); err != nil {
+			return err
+		}
+	}
 	for r := 1; r <= h.o.rounds; r++ {
 		h.wakeupRound(r)
 		h.udpRound(l, r)
@@ -732,6 +754,9 @@ func (h *harness) run() error {
 			h.cabiRound(l, r, false)
 		}
 		h.ceilingRound(l, r)
+		if lq != nil {
+			h.scalingRound(l, lq, r)
+		}
 		if h.want("http_c1") || h.want("http_c64") {
 			h.httpRound(l, r)
 		}

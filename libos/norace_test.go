@@ -1,0 +1,5 @@
+//go:build !race
+
+package libos_test
+
+const raceEnabled = false

@@ -344,3 +344,54 @@ func TestExecAllocations(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkExecParallel: GET (9 in 10) and SET on 10,000 keys from
+// GOMAXPROCS sessions at once (-cpu 1,2,...): the sharded store, and for
+// comparison the same commands under one global lock (what -api net did
+// before the store was sharded).
+func BenchmarkExecParallel(b *testing.B) {
+	for _, global := range []bool{false, true} {
+		name := "sharded"
+		if global {
+			name = "global-lock"
+		}
+		b.Run(name, func(b *testing.B) {
+			db := NewDB(NewStore(), 1<<20)
+			x := db.NewSession(0)
+			const keys = 10000
+			for i := range keys {
+				run1(x, "SET", "key:"+strconv.Itoa(i), strings.Repeat("v", 100))
+			}
+			var mu sync.Mutex
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				x := db.NewSession(int(next.Add(1)))
+				rng := rand.New(rand.NewPCG(uint64(next.Load()), 7))
+				var c Client
+				w := BufReply{B: make([]byte, 0, 4096)}
+				get := &Args{V: [][]byte{[]byte("GET"), nil}}
+				set := &Args{V: [][]byte{[]byte("SET"), nil, []byte(strings.Repeat("w", 100))}}
+				names := make([][]byte, keys)
+				for i := range names {
+					names[i] = []byte("key:" + strconv.Itoa(i))
+				}
+				for i := 0; pb.Next(); i++ {
+					a := get
+					if i%10 == 0 {
+						a = set
+					}
+					a.V[1] = names[rng.IntN(keys)]
+					w.B = w.B[:0]
+					if global {
+						mu.Lock()
+					}
+					x.Exec(&c, a, &w)
+					if global {
+						mu.Unlock()
+					}
+				}
+			})
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"net/netip"
 	"path"
 	"slices"
 	"strconv"
@@ -34,25 +35,12 @@ type Reply interface {
 
 // Client is what the server keeps per connection for the commands.
 type Client struct {
-	ID   int64
-	Name []byte
-	Addr string
+	ID            int64 // unique in the server (CLIENT ID)
+	Name          []byte
+	Remote, Local netip.AddrPort // the connection's addresses (CLIENT INFO)
+	Queue         int            // the NIC queue whose loop serves it (CLIENT INFO)
 	// Quit is set by QUIT: close once the reply is sent.
 	Quit bool
-}
-
-// DB is the store and the command table.
-type DB struct {
-	Store    *Store
-	MaxValue int // the largest value APPEND may make (-maxvalue)
-	ctr      dbCounters
-}
-
-// dbCounters count the commands.
-type dbCounters struct {
-	Commands uint64 // commands executed
-	Errors   uint64 // error replies (unknown command, arity, syntax, integer...)
-	Unknown  uint64 // unknown commands
 }
 
 // Args gives a command its arguments and, for a value argument, whether
@@ -67,7 +55,7 @@ type Args struct {
 type command struct {
 	name  string // lower case, as Redis names it in errors
 	arity int    // Redis's: n exactly, -n at least n
-	run   func(db *DB, c *Client, a *Args, r Reply)
+	run   func(x *Session, c *Client, a *Args, r Reply)
 }
 
 var commands map[string]*command
@@ -107,37 +95,37 @@ func lower(buf *[24]byte, name []byte) ([]byte, bool) {
 // Exec runs one command (a.V[0] is its name) and writes its reply to r.
 //
 //demixdp:hotpath — GET, SET, INCR, PING allocate only what they store.
-func (db *DB) Exec(c *Client, a *Args, r Reply) {
-	db.ctr.Commands++
+func (x *Session) Exec(c *Client, a *Args, r Reply) {
+	bump(&x.commands)
 	var buf [24]byte
 	var cmd *command
 	if name, ok := lower(&buf, a.V[0]); ok {
 		cmd = commands[string(name)]
 	}
 	if cmd == nil {
-		db.ctr.Unknown++
-		db.errorf(r, "ERR unknown command '%s', with args beginning with: %s", sanitize(a.V[0], 128), argsBeginning(a.V[1:]))
+		bump(&x.unknown)
+		x.errorf(r, "ERR unknown command '%s', with args beginning with: %s", sanitize(a.V[0], 128), argsBeginning(a.V[1:]))
 		return
 	}
 	if (cmd.arity > 0 && len(a.V) != cmd.arity) || len(a.V) < -cmd.arity {
-		db.arityError(r, cmd.name)
+		x.arityError(r, cmd.name)
 		return
 	}
-	cmd.run(db, c, a, r)
+	cmd.run(x, c, a, r)
 }
 
-func (db *DB) errorf(r Reply, format string, args ...any) {
-	db.ctr.Errors++
+func (x *Session) errorf(r Reply, format string, args ...any) {
+	bump(&x.errors)
 	r.Error(fmt.Sprintf(format, args...))
 }
 
-func (db *DB) err(r Reply, s string) {
-	db.ctr.Errors++
+func (x *Session) err(r Reply, s string) {
+	bump(&x.errors)
 	r.Error(s)
 }
 
-func (db *DB) arityError(r Reply, name string) {
-	db.errorf(r, "ERR wrong number of arguments for '%s' command", name)
+func (x *Session) arityError(r Reply, name string) {
+	x.errorf(r, "ERR wrong number of arguments for '%s' command", name)
 }
 
 // sanitize is how Redis prints an argument in an error: at most max bytes,
@@ -222,32 +210,32 @@ func parseInt(b []byte) (int64, bool) {
 	return int64(v), true
 }
 
-func cmdPing(db *DB, c *Client, a *Args, r Reply) {
+func cmdPing(x *Session, c *Client, a *Args, r Reply) {
 	switch len(a.V) {
 	case 1:
 		r.Status("PONG")
 	case 2:
 		r.Bulk(a.V[1])
 	default:
-		db.arityError(r, "ping")
+		x.arityError(r, "ping")
 	}
 }
 
-func cmdEcho(db *DB, c *Client, a *Args, r Reply) { r.Bulk(a.V[1]) }
+func cmdEcho(x *Session, c *Client, a *Args, r Reply) { r.Bulk(a.V[1]) }
 
-func cmdQuit(db *DB, c *Client, a *Args, r Reply) {
+func cmdQuit(x *Session, c *Client, a *Args, r Reply) {
 	c.Quit = true
 	r.Status("OK")
 }
 
-func cmdSelect(db *DB, c *Client, a *Args, r Reply) {
+func cmdSelect(x *Session, c *Client, a *Args, r Reply) {
 	id, ok := parseInt(a.V[1])
 	if !ok || id < math.MinInt32 || id > math.MaxInt32 {
-		db.err(r, errNotInt)
+		x.err(r, errNotInt)
 		return
 	}
 	if id != 0 {
-		db.err(r, "ERR DB index is out of range")
+		x.err(r, "ERR DB index is out of range")
 		return
 	}
 	r.Status("OK")
@@ -267,7 +255,7 @@ const (
 	setPXAT
 )
 
-func cmdSet(db *DB, c *Client, a *Args, r Reply) {
+func cmdSet(x *Session, c *Client, a *Args, r Reply) {
 	flags := 0
 	var expArg []byte
 	for j := 3; j < len(a.V); j++ {
@@ -300,21 +288,22 @@ func cmdSet(db *DB, c *Client, a *Args, r Reply) {
 			j++
 			expArg = a.V[j]
 		default:
-			db.err(r, errSyntax)
+			x.err(r, errSyntax)
 			return
 		}
 	}
-	now := db.Store.now()
+	st := x.db.Store
+	now := st.now()
 	var exp int64
 	if expArg != nil {
 		ms, ok := parseInt(expArg)
 		if !ok {
-			db.err(r, errNotInt)
+			x.err(r, errNotInt)
 			return
 		}
 		seconds := flags&(setEX|setEXAT) != 0
 		if ms <= 0 || (seconds && ms > math.MaxInt64/1000) {
-			db.errorf(r, "ERR invalid expire time in 'set' command")
+			x.errorf(r, "ERR invalid expire time in 'set' command")
 			return
 		}
 		if seconds {
@@ -324,172 +313,245 @@ func cmdSet(db *DB, c *Client, a *Args, r Reply) {
 			ms += now // wraps negative on overflow, as in Redis
 		}
 		if ms <= 0 {
-			db.errorf(r, "ERR invalid expire time in 'set' command")
+			x.errorf(r, "ERR invalid expire time in 'set' command")
 			return
 		}
 		exp = ms
 	}
-	old, found := db.Store.lookup(a.V[1], now)
-	if flags&setGet != 0 {
-		if found {
-			r.Value(old.val)
-		} else {
-			r.Null()
+	val := x.value(a, 2) // copied before the lock is taken
+	sh := st.lock(a.V[1])
+	old, found := sh.lookup(a.V[1], now)
+	set := !(flags&setNX != 0 && found) && !(flags&setXX != 0 && !found)
+	if set {
+		if flags&setKeepTTL != 0 && found {
+			exp = old.exp
 		}
+		sh.put(a.V[1], val, exp)
 	}
-	if (flags&setNX != 0 && found) || (flags&setXX != 0 && !found) {
-		if flags&setGet == 0 {
-			r.Null()
-		}
-		return
-	}
-	if flags&setKeepTTL != 0 && found {
-		exp = old.exp
-	}
-	db.Store.put(a.V[1], db.value(a, 2), exp)
-	if flags&setGet == 0 {
+	sh.mu.Unlock()
+	switch {
+	case flags&setGet != 0 && found:
+		r.Value(old.val)
+	case flags&setGet != 0 || !set:
+		r.Null()
+	default:
 		r.Status("OK")
 	}
 }
 
 // value returns argument i as a value the store may keep.
-func (db *DB) value(a *Args, i int) []byte {
+func (x *Session) value(a *Args, i int) []byte {
 	if a.Own != nil && a.Own(i) {
-		db.Store.ctr.AdoptedValues++
+		bump(&x.adopted)
 		return a.V[i]
 	}
 	return bytes.Clone(a.V[i])
 }
 
-func cmdGet(db *DB, c *Client, a *Args, r Reply) {
-	if e, ok := db.Store.lookup(a.V[1], db.Store.now()); ok {
+// get returns key's value, if it has one.
+func (x *Session) get(key []byte) (entry, bool) {
+	st := x.db.Store
+	now := st.now()
+	sh := st.lock(key)
+	e, ok := sh.lookup(key, now)
+	sh.mu.Unlock()
+	return e, ok
+}
+
+func cmdGet(x *Session, c *Client, a *Args, r Reply) {
+	if e, ok := x.get(a.V[1]); ok {
 		r.Value(e.val)
 	} else {
 		r.Null()
 	}
 }
 
-func cmdGetset(db *DB, c *Client, a *Args, r Reply) {
-	if e, ok := db.Store.lookup(a.V[1], db.Store.now()); ok {
-		r.Value(e.val)
+func cmdGetset(x *Session, c *Client, a *Args, r Reply) {
+	st := x.db.Store
+	now := st.now()
+	val := x.value(a, 2)
+	sh := st.lock(a.V[1])
+	old, found := sh.lookup(a.V[1], now)
+	sh.put(a.V[1], val, 0)
+	sh.mu.Unlock()
+	if found {
+		r.Value(old.val)
 	} else {
 		r.Null()
 	}
-	db.Store.put(a.V[1], db.value(a, 2), 0)
 }
 
-func cmdDel(db *DB, c *Client, a *Args, r Reply) {
-	now, n := db.Store.now(), int64(0)
+// cmdDel and cmdExists lock every shard their keys are in, at once: the
+// command is atomic, as in Redis.
+func cmdDel(x *Session, c *Client, a *Args, r Reply) {
+	st := x.db.Store
+	now, n := st.now(), int64(0)
+	mask := st.maskOf(a.V[1:])
+	st.lockMask(mask)
 	for _, k := range a.V[1:] {
-		if db.Store.del(k, now) {
+		if st.shardFor(k).del(k, now) {
 			n++
 		}
 	}
+	st.unlockMask(mask)
 	r.Int(n)
 }
 
-func cmdExists(db *DB, c *Client, a *Args, r Reply) {
-	now, n := db.Store.now(), int64(0)
+func cmdExists(x *Session, c *Client, a *Args, r Reply) {
+	st := x.db.Store
+	now, n := st.now(), int64(0)
+	mask := st.maskOf(a.V[1:])
+	st.lockMask(mask)
 	for _, k := range a.V[1:] {
-		if _, ok := db.Store.lookup(k, now); ok {
+		if _, ok := st.shardFor(k).lookup(k, now); ok {
 			n++
 		}
 	}
+	st.unlockMask(mask)
 	r.Int(n)
 }
 
-func cmdIncr(db *DB, c *Client, a *Args, r Reply) { db.incr(a.V[1], 1, r) }
-func cmdDecr(db *DB, c *Client, a *Args, r Reply) { db.incr(a.V[1], -1, r) }
+func cmdIncr(x *Session, c *Client, a *Args, r Reply) { x.incr(a.V[1], 1, r) }
+func cmdDecr(x *Session, c *Client, a *Args, r Reply) { x.incr(a.V[1], -1, r) }
 
-func cmdIncrby(db *DB, c *Client, a *Args, r Reply) {
+func cmdIncrby(x *Session, c *Client, a *Args, r Reply) {
 	by, ok := parseInt(a.V[2])
 	if !ok {
-		db.err(r, errNotInt)
+		x.err(r, errNotInt)
 		return
 	}
-	db.incr(a.V[1], by, r)
+	x.incr(a.V[1], by, r)
 }
 
-func cmdDecrby(db *DB, c *Client, a *Args, r Reply) {
+func cmdDecrby(x *Session, c *Client, a *Args, r Reply) {
 	by, ok := parseInt(a.V[2])
 	if !ok {
-		db.err(r, errNotInt)
+		x.err(r, errNotInt)
 		return
 	}
 	if by == math.MinInt64 {
-		db.err(r, "ERR decrement would overflow")
+		x.err(r, "ERR decrement would overflow")
 		return
 	}
-	db.incr(a.V[1], -by, r)
+	x.incr(a.V[1], -by, r)
 }
 
-// incr adds by to key's integer value, keeping its expiry.
-func (db *DB) incr(key []byte, by int64, r Reply) {
-	e, found := db.Store.lookup(key, db.Store.now())
+// incr adds by to key's integer value, keeping its expiry: the read, the
+// sum and the write under the shard's lock, so that concurrent INCRs from
+// different loops all count.
+func (x *Session) incr(key []byte, by int64, r Reply) {
+	st := x.db.Store
+	now := st.now()
+	buf := make([]byte, 0, 20) // the new value, allocated before the lock is taken
+	sh := st.lock(key)
+	e, found := sh.lookup(key, now)
 	var v int64
+	var fail string
 	if found {
 		var ok bool
 		if v, ok = parseInt(e.val); !ok {
-			db.err(r, errNotInt)
-			return
+			fail = errNotInt
 		}
 	}
-	if (by < 0 && v < 0 && by < math.MinInt64-v) || (by > 0 && v > 0 && by > math.MaxInt64-v) {
-		db.err(r, errOverflw)
+	if fail == "" && ((by < 0 && v < 0 && by < math.MinInt64-v) || (by > 0 && v > 0 && by > math.MaxInt64-v)) {
+		fail = errOverflw
+	}
+	if fail == "" {
+		v += by
+		sh.put(key, strconv.AppendInt(buf, v, 10), e.exp)
+	}
+	sh.mu.Unlock()
+	if fail != "" {
+		x.err(r, fail)
 		return
 	}
-	v += by
-	db.Store.put(key, strconv.AppendInt(make([]byte, 0, 20), v, 10), e.exp)
 	r.Int(v)
 }
 
-func cmdAppend(db *DB, c *Client, a *Args, r Reply) {
-	e, found := db.Store.lookup(a.V[1], db.Store.now())
-	if !found {
-		db.Store.put(a.V[1], db.value(a, 2), 0)
-		r.Int(int64(len(a.V[2])))
+func cmdAppend(x *Session, c *Client, a *Args, r Reply) {
+	st := x.db.Store
+	now := st.now()
+	sh := st.lock(a.V[1])
+	e, found := sh.lookup(a.V[1], now)
+	var n int64
+	tooBig := false
+	switch {
+	case !found:
+		// The value argument may be the parser's own buffer (adopted, no
+		// copy) or a copy: made under the lock, as it is rare.
+		sh.put(a.V[1], x.value(a, 2), 0)
+		n = int64(len(a.V[2]))
+	case len(e.val)+len(a.V[2]) > x.db.MaxValue:
+		tooBig = true
+	default:
+		// append writes past the old length only: a reply still sending
+		// the old value sees the same bytes.
+		sh.put(a.V[1], append(e.val, a.V[2]...), e.exp)
+		n = int64(len(e.val) + len(a.V[2]))
+	}
+	sh.mu.Unlock()
+	if tooBig {
+		x.err(r, "ERR string exceeds maximum allowed size (proto-max-bulk-len)")
 		return
 	}
-	if len(e.val)+len(a.V[2]) > db.MaxValue {
-		db.err(r, "ERR string exceeds maximum allowed size (proto-max-bulk-len)")
-		return
-	}
-	// append writes past the old length only: a reply still sending the
-	// old value sees the same bytes.
-	db.Store.put(a.V[1], append(e.val, a.V[2]...), e.exp)
-	r.Int(int64(len(e.val) + len(a.V[2])))
+	r.Int(n)
 }
 
-func cmdStrlen(db *DB, c *Client, a *Args, r Reply) {
-	e, _ := db.Store.lookup(a.V[1], db.Store.now())
+func cmdStrlen(x *Session, c *Client, a *Args, r Reply) {
+	e, _ := x.get(a.V[1])
 	r.Int(int64(len(e.val)))
 }
 
-func cmdMget(db *DB, c *Client, a *Args, r Reply) {
-	now := db.Store.now()
-	r.Array(len(a.V) - 1)
-	for _, k := range a.V[1:] {
-		if e, ok := db.Store.lookup(k, now); ok {
-			r.Value(e.val)
+// cmdMget reads every key with their shards locked at once (a consistent
+// view, as Redis gives), then replies with the locks released.
+func cmdMget(x *Session, c *Client, a *Args, r Reply) {
+	st := x.db.Store
+	now := st.now()
+	keys := a.V[1:]
+	x.got = x.got[:0]
+	mask := st.maskOf(keys)
+	st.lockMask(mask)
+	for _, k := range keys {
+		e, ok := st.shardFor(k).lookup(k, now)
+		x.got = append(x.got, lookup{e.val, ok})
+	}
+	st.unlockMask(mask)
+	r.Array(len(keys))
+	for i, g := range x.got {
+		if g.found {
+			r.Value(g.val)
 		} else {
 			r.Null()
 		}
+		x.got[i] = lookup{}
 	}
 }
 
-func cmdMset(db *DB, c *Client, a *Args, r Reply) {
+// cmdMset stores every pair with their shards locked at once: no client
+// sees some of the keys set and not the others, as in Redis.
+func cmdMset(x *Session, c *Client, a *Args, r Reply) {
 	if len(a.V)%2 == 0 {
-		db.arityError(r, "mset")
+		x.arityError(r, "mset")
 		return
 	}
+	st := x.db.Store
+	x.vals = x.vals[:0]
+	var mask uint64
 	for i := 1; i < len(a.V); i += 2 {
-		db.Store.put(a.V[i], db.value(a, i+1), 0)
+		x.vals = append(x.vals, x.value(a, i+1)) // copied before the locks are taken
+		mask |= 1 << st.shardOf(a.V[i])
 	}
+	st.lockMask(mask)
+	for i := 1; i < len(a.V); i += 2 {
+		st.shardFor(a.V[i]).put(a.V[i], x.vals[i/2], 0)
+	}
+	st.unlockMask(mask)
+	clear(x.vals)
 	r.Status("OK")
 }
 
-func cmdExpire(db *DB, c *Client, a *Args, r Reply)  { db.expire(a, r, true) }
-func cmdPexpire(db *DB, c *Client, a *Args, r Reply) { db.expire(a, r, false) }
+func cmdExpire(x *Session, c *Client, a *Args, r Reply)  { x.expire(a, r, true) }
+func cmdPexpire(x *Session, c *Client, a *Args, r Reply) { x.expire(a, r, false) }
 
 // EXPIRE flags.
 const (
@@ -499,14 +561,14 @@ const (
 	expLT
 )
 
-func (db *DB) expire(a *Args, r Reply, seconds bool) {
+func (x *Session) expire(a *Args, r Reply, seconds bool) {
 	name := "pexpire"
 	if seconds {
 		name = "expire"
 	}
 	when, ok := parseInt(a.V[2])
 	if !ok {
-		db.err(r, errNotInt)
+		x.err(r, errNotInt)
 		return
 	}
 	flags := 0
@@ -521,35 +583,44 @@ func (db *DB) expire(a *Args, r Reply, seconds bool) {
 		case eqFold(opt, "lt"):
 			flags |= expLT
 		default:
-			db.errorf(r, "ERR Unsupported option %s", sanitize(opt, 1<<20))
+			x.errorf(r, "ERR Unsupported option %s", sanitize(opt, 1<<20))
 			return
 		}
 	}
 	if flags&expNX != 0 && flags&(expXX|expGT|expLT) != 0 {
-		db.err(r, "ERR NX and XX, GT or LT options at the same time are not compatible")
+		x.err(r, "ERR NX and XX, GT or LT options at the same time are not compatible")
 		return
 	}
 	if flags&expGT != 0 && flags&expLT != 0 {
-		db.err(r, "ERR GT and LT options at the same time are not compatible")
+		x.err(r, "ERR GT and LT options at the same time are not compatible")
 		return
 	}
-	now := db.Store.now()
+	st := x.db.Store
+	now := st.now()
 	if seconds {
 		if when > math.MaxInt64/1000 || when < math.MinInt64/1000 {
-			db.errorf(r, "ERR invalid expire time in '%s' command", name)
+			x.errorf(r, "ERR invalid expire time in '%s' command", name)
 			return
 		}
 		when *= 1000
 	}
 	if when > math.MaxInt64-now {
-		db.errorf(r, "ERR invalid expire time in '%s' command", name)
+		x.errorf(r, "ERR invalid expire time in '%s' command", name)
 		return
 	}
 	when += now
-	e, found := db.Store.lookup(a.V[1], now)
+	n := st.lock(a.V[1]).expire(a.V[1], now, when, flags)
+	r.Int(n)
+}
+
+// expire applies EXPIRE's decision to key, with the shard locked, and
+// unlocks it; it returns the reply: 1 if the expiry was set (or the key
+// deleted), 0 if not.
+func (sh *shard) expire(key []byte, now, when int64, flags int) int64 {
+	defer sh.mu.Unlock()
+	e, found := sh.lookup(key, now)
 	if !found {
-		r.Int(0)
-		return
+		return 0
 	}
 	cur := e.exp
 	if cur == 0 {
@@ -560,24 +631,24 @@ func (db *DB) expire(a *Args, r Reply, seconds bool) {
 		flags&expXX != 0 && cur == -1,
 		flags&expGT != 0 && (when <= cur || cur == -1),
 		flags&expLT != 0 && cur != -1 && when >= cur:
-		r.Int(0)
-		return
+		return 0
 	}
 	if when <= now {
-		db.Store.remove(string(a.V[1]), e)
-		r.Int(1)
-		return
+		sh.remove(string(key), e)
+		return 1
 	}
-	db.Store.setExp(a.V[1], e, when)
-	r.Int(1)
+	sh.setExp(key, e, when)
+	return 1
 }
 
-func cmdTTL(db *DB, c *Client, a *Args, r Reply)  { db.ttl(a.V[1], r, false) }
-func cmdPTTL(db *DB, c *Client, a *Args, r Reply) { db.ttl(a.V[1], r, true) }
+func cmdTTL(x *Session, c *Client, a *Args, r Reply)  { x.ttl(a.V[1], r, false) }
+func cmdPTTL(x *Session, c *Client, a *Args, r Reply) { x.ttl(a.V[1], r, true) }
 
-func (db *DB) ttl(key []byte, r Reply, ms bool) {
-	now := db.Store.now()
-	e, found := db.Store.lookup(key, now)
+func (x *Session) ttl(key []byte, r Reply, ms bool) {
+	now := x.db.Store.now()
+	sh := x.db.Store.lock(key)
+	e, found := sh.lookup(key, now)
+	sh.mu.Unlock()
 	switch {
 	case !found:
 		r.Int(-2)
@@ -592,31 +663,35 @@ func (db *DB) ttl(key []byte, r Reply, ms bool) {
 	}
 }
 
-func cmdPersist(db *DB, c *Client, a *Args, r Reply) {
-	e, found := db.Store.lookup(a.V[1], db.Store.now())
-	if !found || e.exp == 0 {
-		r.Int(0)
-		return
+func cmdPersist(x *Session, c *Client, a *Args, r Reply) {
+	st := x.db.Store
+	now := st.now()
+	sh := st.lock(a.V[1])
+	e, found := sh.lookup(a.V[1], now)
+	n := int64(0)
+	if found && e.exp != 0 {
+		sh.setExp(a.V[1], e, 0)
+		n = 1
 	}
-	db.Store.setExp(a.V[1], e, 0)
-	r.Int(1)
+	sh.mu.Unlock()
+	r.Int(n)
 }
 
-func cmdDbsize(db *DB, c *Client, a *Args, r Reply) { r.Int(int64(len(db.Store.m))) }
+func cmdDbsize(x *Session, c *Client, a *Args, r Reply) { r.Int(int64(x.db.Store.Len())) }
 
-func cmdFlushall(db *DB, c *Client, a *Args, r Reply) {
+func cmdFlushall(x *Session, c *Client, a *Args, r Reply) {
 	if len(a.V) > 2 || (len(a.V) == 2 && !eqFold(a.V[1], "sync") && !eqFold(a.V[1], "async")) {
-		db.err(r, errSyntax)
+		x.err(r, errSyntax)
 		return
 	}
-	db.Store.flush()
+	x.db.Store.Flush()
 	r.Status("OK")
 }
 
 // cmdCommand answers COMMAND, COMMAND COUNT, COMMAND INFO and COMMAND DOCS
 // enough for redis-cli and client libraries: the table's names and
 // arities, no documentation.
-func cmdCommand(db *DB, c *Client, a *Args, r Reply) {
+func cmdCommand(x *Session, c *Client, a *Args, r Reply) {
 	info := func(cmd *command) {
 		r.Array(6)
 		r.BulkString(cmd.name)
@@ -666,7 +741,7 @@ func cmdCommand(db *DB, c *Client, a *Args, r Reply) {
 	case eqFold(a.V[1], "docs"):
 		r.Array(0)
 	default:
-		db.errorf(r, "ERR unknown subcommand '%s'. Try COMMAND HELP.", sanitize(a.V[1], 128))
+		x.errorf(r, "ERR unknown subcommand '%s'. Try COMMAND HELP.", sanitize(a.V[1], 128))
 	}
 }
 
@@ -693,11 +768,11 @@ var configParams = [][2]string{
 	{"timeout", "0"},
 }
 
-func cmdConfig(db *DB, c *Client, a *Args, r Reply) {
+func cmdConfig(x *Session, c *Client, a *Args, r Reply) {
 	switch {
 	case eqFold(a.V[1], "get"):
 		if len(a.V) < 3 {
-			db.arityError(r, "config|get")
+			x.arityError(r, "config|get")
 			return
 		}
 		var out [][2]string
@@ -717,32 +792,32 @@ func cmdConfig(db *DB, c *Client, a *Args, r Reply) {
 	case eqFold(a.V[1], "set"), eqFold(a.V[1], "resetstat"), eqFold(a.V[1], "rewrite"):
 		r.Status("OK")
 	default:
-		db.errorf(r, "ERR unknown subcommand '%s'. Try CONFIG HELP.", sanitize(a.V[1], 128))
+		x.errorf(r, "ERR unknown subcommand '%s'. Try CONFIG HELP.", sanitize(a.V[1], 128))
 	}
 }
 
 // Version is the Redis version kv reports in INFO.
 const Version = "7.0.0"
 
-func cmdInfo(db *DB, c *Client, a *Args, r Reply) {
-	s := db.Store
+func cmdInfo(x *Session, c *Client, a *Args, r Reply) {
+	sc, volatile := x.db.Store.Counters()
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\nserver_name:demixdp-kv\r\n\r\n", Version)
-	fmt.Fprintf(&b, "# Stats\r\ntotal_commands_processed:%d\r\nexpired_keys:%d\r\n\r\n", db.ctr.Commands, s.ctr.ExpiredLazy+s.ctr.ExpiredSweep)
-	fmt.Fprintf(&b, "# Memory\r\nused_memory:%d\r\n\r\n", s.ctr.ValueBytes)
+	fmt.Fprintf(&b, "# Stats\r\ntotal_commands_processed:%d\r\nexpired_keys:%d\r\n\r\n", x.db.Totals(-1).Commands, sc.ExpiredLazy+sc.ExpiredSweep)
+	fmt.Fprintf(&b, "# Memory\r\nused_memory:%d\r\n\r\n", sc.ValueBytes)
 	b.WriteString("# Keyspace\r\n")
-	if len(s.m) > 0 {
-		fmt.Fprintf(&b, "db0:keys=%d,expires=%d,avg_ttl=0\r\n", len(s.m), len(s.vol))
+	if sc.Keys > 0 {
+		fmt.Fprintf(&b, "db0:keys=%d,expires=%d,avg_ttl=0\r\n", sc.Keys, volatile)
 	}
 	r.BulkString(b.String())
 }
 
-func cmdClient(db *DB, c *Client, a *Args, r Reply) {
+func cmdClient(x *Session, c *Client, a *Args, r Reply) {
 	switch {
 	case eqFold(a.V[1], "setname") && len(a.V) == 3:
 		for _, ch := range a.V[2] {
 			if ch < '!' || ch > '~' {
-				db.err(r, "ERR Client names cannot contain spaces, newlines or special characters.")
+				x.err(r, "ERR Client names cannot contain spaces, newlines or special characters.")
 				return
 			}
 		}
@@ -756,9 +831,15 @@ func cmdClient(db *DB, c *Client, a *Args, r Reply) {
 		}
 	case eqFold(a.V[1], "id") && len(a.V) == 2:
 		r.Int(c.ID)
+	case eqFold(a.V[1], "info") && len(a.V) == 2:
+		// Redis's fields that kv has, then queue: the NIC queue (its
+		// id) whose loop serves the connection. Redis documents the
+		// line as open to new fields, and clients skip unknown ones.
+		r.BulkString(fmt.Sprintf("id=%d addr=%v laddr=%v name=%s db=0 cmd=client|info resp=2 queue=%d\n",
+			c.ID, c.Remote, c.Local, c.Name, c.Queue))
 	case eqFold(a.V[1], "setinfo") && len(a.V) == 4:
 		r.Status("OK")
 	default:
-		db.errorf(r, "ERR unknown subcommand or wrong number of arguments for '%s'. Try CLIENT HELP.", sanitize(a.V[1], 128))
+		x.errorf(r, "ERR unknown subcommand or wrong number of arguments for '%s'. Try CLIENT HELP.", sanitize(a.V[1], 128))
 	}
 }

@@ -28,11 +28,11 @@ func FuzzRESP(f *testing.F) {
 		if n != len(whole.reqs) || perr != whole.err {
 			t.Fatalf("Discard: %d requests, error %q; want %d, %q", n, perr, len(whole.reqs), whole.err)
 		}
-		db := &DB{Store: NewStore(), MaxValue: 4096}
+		x := NewDB(NewStore(), 4096).NewSession(0)
 		var c Client
 		for _, req := range whole.reqs {
 			var w BufReply
-			db.Exec(&c, &Args{V: req}, &w)
+			x.Exec(&c, &Args{V: req}, &w)
 			if len(w.B) == 0 {
 				t.Fatalf("no reply to %q", req)
 			}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,42 +41,65 @@ type netCounters struct {
 }
 
 type netServer struct {
-	db  *DB
-	mu  sync.Mutex // the DB's lock
-	ctr netCounters
+	db     *DB
+	ctr    netCounters
+	queues []netQueue // one per listener: per NIC queue (dxnet), or the kernel's one
 
 	maxValue, maxRequest, maxUnsent int
 	stall                           time.Duration
 }
 
-// serve runs redcon on ln until ln is closed; it then closes every
-// connection and returns.
-func (s *netServer) serve(ln net.Listener) error {
+// netQueue is one listener's: a NIC queue's with dxnet (-queues), the
+// kernel's with -kernel.
+type netQueue struct {
+	id       int // the NIC queue id (-1: the kernel's listener)
+	accepted atomic.Uint64
+}
+
+// serve runs one redcon server per listener of lns (lns[i] is NIC queue
+// ids[i]'s, or the kernel's with id -1), all on the one DB, until every
+// listener is closed; it then closes every connection and returns. The
+// expiry sweep is one goroutine for every shard, not one per key.
+func (s *netServer) serve(lns []net.Listener, ids []int) error {
+	s.queues = make([]netQueue, len(lns))
 	stop := make(chan struct{})
 	sweepDone := make(chan struct{})
-	go func() { // the expiry sweep: one goroutine, not one per key
+	go func() {
 		defer close(sweepDone)
+		sw := NewSweeper(s.db.Store, 0, 1)
 		t := time.NewTicker(SweepEvery)
 		defer t.Stop()
 		for {
 			select {
 			case <-t.C:
-				s.mu.Lock()
-				s.db.Store.Sweep(SweepBudget)
-				s.mu.Unlock()
+				sw.Sweep(SweepBudget)
 			case <-stop:
 				return
 			}
 		}
 	}()
-	err := redcon.Serve(guardListener{ln, s}, s.handle, s.accept, s.closed)
+	errs := make([]error, len(lns))
+	var wg sync.WaitGroup
+	for i, ln := range lns {
+		s.queues[i].id = ids[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			accept := func(conn redcon.Conn) bool { return s.accept(conn, i) }
+			errs[i] = redcon.Serve(guardListener{ln, s}, s.handle, accept, s.closed)
+		}()
+	}
+	wg.Wait()
 	close(stop)
 	<-sweepDone
-	return err
+	return errors.Join(errs...)
 }
 
-func (s *netServer) accept(conn redcon.Conn) bool {
+// accept sets up a connection of listener qi: its session on the DB (the
+// commands run on the connection's goroutine, on the shared store).
+func (s *netServer) accept(conn redcon.Conn, qi int) bool {
 	id := s.ctr.Accepted.Add(1)
+	s.queues[qi].accepted.Add(1)
 	n := s.ctr.Active.Add(1)
 	for {
 		m := s.ctr.MaxActive.Load()
@@ -83,32 +107,50 @@ func (s *netServer) accept(conn redcon.Conn) bool {
 			break
 		}
 	}
-	conn.SetContext(&netClient{Client: Client{ID: int64(id), Addr: conn.RemoteAddr()}})
+	nc := &netClient{Client: Client{ID: int64(id), Queue: s.queues[qi].id}, x: s.db.NewSession(qi)}
+	if nconn := conn.NetConn(); nconn != nil {
+		nc.Remote, nc.Local = addrPort(nconn.RemoteAddr()), addrPort(nconn.LocalAddr())
+	}
+	conn.SetContext(nc)
 	return true
 }
 
 func (s *netServer) closed(conn redcon.Conn, err error) {
+	if nc, ok := conn.Context().(*netClient); ok {
+		nc.x.Close()
+	}
 	s.ctr.Active.Add(-1)
 	s.ctr.Closed.Add(1)
 }
 
-// netClient is a connection's state: the commands' Client and the reply
-// adapter, kept together so a request allocates neither.
+// addrPort returns a's address and port, or the zero value.
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// netClient is a connection's state: the commands' Client, its session
+// and the reply adapter, kept together so a request allocates none of
+// them.
 type netClient struct {
 	Client
+	x    *Session
 	r    redconReply
 	args Args
 }
 
-// handle runs one request under the DB's lock.
+// handle runs one request. No lock of the server's is taken: the store
+// locks the shard of the request's key for the command alone, and the
+// reply goes into redcon's buffer after that.
 func (s *netServer) handle(conn redcon.Conn, cmd redcon.Command) {
 	nc := conn.Context().(*netClient)
 	nc.r.c = conn
 	nc.args.V = cmd.Args
 	nc.args.Own = nc.own
-	s.mu.Lock()
-	s.db.Exec(&nc.Client, &nc.args, &nc.r)
-	s.mu.Unlock()
+	nc.x.Exec(&nc.Client, &nc.args, &nc.r)
 	nc.args.V = nil
 	w := redcon.BaseWriter(conn)
 	if pending := len(w.Buffer()); pending > s.maxUnsent {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,9 +13,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The -api queue server: the libOS's queue API driven by one loop. Every
-// connection keeps one pop posted while it reads; WaitNext returns the
-// completions in order. A popped SGA is parsed in place (Parser), each
+// The -api queue server: the libOS's queue API, one loop per NIC queue
+// (-queues), each driving its own LibOS and the connections of its queue;
+// the loops share the DB, whose store locks one shard per command, and
+// nothing else on the datapath. Every connection keeps one pop posted
+// while it reads; WaitNext returns the completions in order. A popped SGA is parsed in place (Parser), each
 // request executed as soon as it is whole, and the replies encoded
 // straight into SGAs (sgaWriter) that are pushed as they fill and at the
 // end of each batch. Received frames go back as soon as their requests
@@ -86,18 +89,23 @@ type qconn struct {
 	moved   time.Time // the last time its replies moved (a push accepted or acknowledged), or nothing was pending
 }
 
-// queueServer is the loop.
+// queueServer is the loop of one NIC queue. With -queues N there are N,
+// one per queue, each on its own goroutine and LibOS; they share the DB
+// (its store is safe for concurrent use) and nothing else but the source
+// of client ids.
 type queueServer struct {
-	lib    *libos.LibOS
-	lqd    libos.QD
-	db     *DB
-	byQD   []*qconn
-	retry  []*qconn // blocked connections to try again
-	active int
-	nextID int64
-	accept bool // an accept is posted
-	ctr    queueCounters
-	ops    *cli.Ops
+	lib     *libos.LibOS
+	lqd     libos.QD
+	x       *Session // the loop's own session on the shared DB
+	sweeper *Sweeper // the loop's part of the store's expiry sweep
+	ids     *atomic.Int64
+	multi   bool // one of several queues: SIGUSR1 prints this queue's line
+	byQD    []*qconn
+	retry   []*qconn // blocked connections to try again
+	active  int
+	accept  bool // an accept is posted
+	ctr     queueCounters
+	ops     *cli.Ops
 
 	maxValue, maxRequest, maxUnsent int
 	stall                           time.Duration
@@ -152,7 +160,7 @@ func (s *queueServer) serve(stop *atomic.Bool) error {
 		}
 		s.retryBlocked()
 		if !s.now.Before(s.nextSweep) {
-			s.db.Store.Sweep(SweepBudget)
+			s.sweeper.Sweep(SweepBudget)
 			s.nextSweep = s.now.Add(SweepEvery)
 		}
 		if !s.now.Before(s.nextStall) {
@@ -210,9 +218,11 @@ func (s *queueServer) completed(r *libos.Result) error {
 }
 
 func (s *queueServer) accepted(qd libos.QD) {
-	s.nextID++
 	c := &qconn{qd: qd, parser: NewParser(s.maxValue, s.maxRequest), moved: s.now}
-	c.client.ID = s.nextID
+	c.client.ID = s.ids.Add(1) // once per connection: unique across the loops
+	c.client.Queue = s.lib.QueueID()
+	c.client.Remote, _ = s.lib.RemoteAddr(qd)
+	c.client.Local, _ = s.lib.LocalAddr(qd)
 	c.w.init(s, c)
 	for int(qd) >= len(s.byQD) {
 		s.byQD = append(s.byQD, nil)
@@ -312,7 +322,7 @@ func (s *queueServer) execute(c *qconn) bool {
 		if done {
 			s.args.V = c.parser.Args()
 			s.args.Own = c.parser.Owned
-			s.db.Exec(&c.client, &s.args, &c.w)
+			s.x.Exec(&c.client, &s.args, &c.w)
 			s.args.V, s.args.Own = nil, nil
 			c.parser.Release()
 			ran = true
@@ -434,8 +444,33 @@ func (s *queueServer) shutdown() {
 	s.lib.CloseQueue(s.lqd)
 }
 
+// printCounters answers SIGUSR1 from the loop itself: with one queue
+// every counter, with several this queue's line, written at once so that
+// the loops' lines do not interleave.
 func (s *queueServer) printCounters() {
-	printQueueCounters(s.out, s.lib, s)
+	if !s.multi {
+		printQueueCounters(s.out, []*libos.LibOS{s.lib}, []*queueServer{s})
+		return
+	}
+	var b bytes.Buffer
+	cli.PrintQueueLines(&b, []*libos.LibOS{s.lib}, []any{s.line()})
+	s.out.Write(b.Bytes())
+}
+
+// queueLine is what a queue's line adds to the libOS's counters.
+type queueLine struct {
+	Accepted  uint64 // connections accepted
+	MaxActive uint64 // most open at once
+	Failed    uint64
+	Aborted   uint64
+	Commands  uint64 // commands executed
+	PopBytes  uint64 // request bytes received
+	PushBytes uint64 // reply bytes pushed
+}
+
+func (s *queueServer) line() queueLine {
+	return queueLine{Accepted: s.ctr.Accepted, MaxActive: s.ctr.MaxActive, Failed: s.ctr.Failed, Aborted: s.ctr.Aborted,
+		Commands: s.x.commands.Load(), PopBytes: s.ctr.PopBytes, PushBytes: s.ctr.PushBytes}
 }
 
 func errOr(err error) error {

@@ -46,7 +46,8 @@
 // copied into frames from the link (Counters.SendCopies). Received
 // in-order payload is handed to the application as views of the received
 // frames; out-of-order segments are held with their frames, bounded by
-// ReasmCapacity pieces.
+// as many pieces as the receive buffer holds full segments (at least
+// ReasmCapacity).
 //
 // A retransmission rewrites the headers in the frame's headroom, so it
 // waits until the link reports the frame's previous transmission complete

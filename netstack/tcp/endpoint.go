@@ -453,6 +453,10 @@ func (e *Endpoint) initConn(iss Seq) {
 	e.iss, e.sndUna, e.sndNxt, e.sndMax, e.sndSml = iss, iss, iss, iss, iss
 	e.rto = NewRTO(cfg.RTO)
 	e.rcvMSS = uint32(e.p.net.MTU() - 40)
+	// Room in the out-of-order queue for a full window of segments
+	// carrying timestamps, so a sender that fills the window is never
+	// refused for want of a piece.
+	e.reasm.SetLimit(max(ReasmCapacity, cfg.RcvBuf/(int(e.rcvMSS)-12)+2))
 	for e.rcvWScale < MaxWindowScale && cfg.RcvBuf>>e.rcvWScale > 0xffff {
 		e.rcvWScale++
 	}

@@ -2,12 +2,14 @@ package tcp
 
 import "errors"
 
-// ReasmCapacity is how many pieces a Reassembler holds. One place is kept
-// for data at RCV.NXT, so out-of-order data can never fill the queue so that
-// the segment closing the gap is refused. 256 pieces cover a window of about
-// 370 KB of full segments: with 64, a Linux sender at 5% loss saw thousands
-// of its segments dropped out of order and a 100 MB transfer took 34 s
-// instead of 3 s. The memory is taken only while pieces are queued.
+// ReasmCapacity is how many pieces a Reassembler holds unless SetLimit
+// says otherwise. One place is kept for data at RCV.NXT, so out-of-order
+// data can never fill the queue so that the segment closing the gap is
+// refused. The endpoint raises the limit to what its receive window holds
+// in full segments: 256 pieces cover about 370 KB, and a Linux sender at 5%
+// loss into the default 1 MiB window had about a thousand of its segments
+// per 100 MB dropped out of order. The memory is taken only while pieces
+// are queued, and grows with them.
 const ReasmCapacity = 256
 
 // Errors returned by the Reassembler.
@@ -49,7 +51,7 @@ func (e *reasmEntry[H]) end() Seq { return e.Seq.Add(e.Len) }
 // The pieces are kept sorted in a ring (a double-ended queue): finding a
 // place is a binary search, new data beyond the last piece and delivery
 // at the front cost O(1), and filling a hole in the middle moves the
-// pieces on the shorter side (at most ReasmCapacity/2). The ring's memory
+// pieces on the shorter side (at most half the limit). The ring's memory
 // comes from a pool when the first piece arrives and goes back to it when
 // the last one leaves; nothing is allocated in steady state.
 type Reassembler[H any] struct {
@@ -58,6 +60,7 @@ type Reassembler[H any] struct {
 	head, n int
 	clock   uint64
 	bytes   uint32
+	limit   int // pieces; 0 means ReasmCapacity
 	pool    *ringPool[reasmEntry[H]]
 }
 
@@ -81,6 +84,23 @@ func (r *Reassembler[H]) release() {
 		r.pool.put(r.q)
 		r.q = nil
 	}
+}
+
+// SetLimit sets how many pieces the queue holds (at least 2: one for data
+// at RCV.NXT); n <= 0 restores ReasmCapacity. Pieces already queued stay.
+func (r *Reassembler[H]) SetLimit(n int) {
+	if n <= 0 {
+		n = ReasmCapacity
+	}
+	r.limit = max(n, 2)
+}
+
+// Limit returns how many pieces the queue holds.
+func (r *Reassembler[H]) Limit() int {
+	if r.limit == 0 {
+		return ReasmCapacity
+	}
+	return r.limit
 }
 
 // RcvNxt returns RCV.NXT: the next octet expected in order.
@@ -193,9 +213,9 @@ func (r *Reassembler[H]) Insert(seq Seq, n uint32, handle H) (int, error) {
 		if i < r.n {
 			gapEnd = MinSeq(end, r.at(i).Seq)
 		}
-		limit := ReasmCapacity - 1
+		limit := r.Limit() - 1
 		if cur == r.rcvNxt {
-			limit = ReasmCapacity
+			limit++
 		}
 		if r.n >= limit {
 			if stored == 0 {

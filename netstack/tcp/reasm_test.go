@@ -235,3 +235,26 @@ func BenchmarkReasmOutOfOrder(b *testing.B) {
 		}
 	}
 }
+
+func TestReasmSetLimit(t *testing.T) {
+	r := NewReassembler[uint64](rb)
+	r.SetLimit(600)
+	if r.Limit() != 600 {
+		t.Fatalf("Limit %d", r.Limit())
+	}
+	for i := uint32(0); i < 599; i++ {
+		if n, err := r.Insert(rb.Add(100+200*i), 100, uint64(i)); n != 1 || err != nil {
+			t.Fatalf("insert %d: %d %v", i, n, err)
+		}
+	}
+	if n, err := r.Insert(rb.Add(200000), 100, 9999); n != 0 || !errors.Is(err, ErrReasmFull) {
+		t.Fatalf("over the limit: %d %v", n, err)
+	}
+	if n, err := r.Insert(rb, 100, 9999); n != 1 || err != nil || r.Len() != 600 {
+		t.Fatalf("in-order at the limit: %d %v, Len %d", n, err, r.Len())
+	}
+	r.SetLimit(0)
+	if r.Limit() != ReasmCapacity {
+		t.Fatalf("SetLimit(0): Limit %d", r.Limit())
+	}
+}

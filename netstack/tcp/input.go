@@ -144,11 +144,20 @@ func (e *Endpoint) input(seg *segment) bool {
 		e.sendAck()
 		return false
 	}
-	// Acceptability of the sequence number (RFC 9293 §3.10.7.4 first).
+	// Acceptability of the sequence number (RFC 9293 §3.10.7.4 first),
+	// with one allowance Linux and the BSDs make: a segment without data
+	// whose sequence number is the right edge of the window is accepted.
+	// A peer that filled the window and lost some of that data sends its
+	// ACKs with SEG.SEQ = SND.NXT, which is our right edge while the hole
+	// lasts: refusing them (RFC 9293's table) would throw away every
+	// acknowledgement of our own data until both ends time out. A RST
+	// gets no such allowance (RFC 5961 §3).
 	wnd := e.rcvWnd()
 	slen := seg.len()
 	ok := false
 	switch {
+	case slen == 0 && !f.Has(FlagRST):
+		ok = e.rcvNxt.LessEq(seg.seq) && seg.seq.LessEq(e.rcvNxt.Add(wnd))
 	case slen == 0 && wnd == 0:
 		ok = seg.seq == e.rcvNxt
 	case slen == 0:

@@ -1123,3 +1123,40 @@ func TestFullWindowOfOutOfOrderSegmentsIsKept(t *testing.T) {
 	}
 }
 
+// A peer that filled our window and lost the first of those segments sends
+// its next ACK with SEG.SEQ at the right edge of our window (its SND.NXT).
+// That ACK is taken, as Linux and the BSDs take it: refusing it (RFC 9293's
+// acceptability table) would ignore every acknowledgement of our data while
+// the hole lasts, and both ends would sit out a retransmission timeout.
+func TestACKAtTheRightEdgeOfTheWindowIsTaken(t *testing.T) {
+	f := newFx(t, tcp.Config{RcvBuf: 1400})
+	e, iss := f.established(&tcp.Options{HasMSS: true, MSS: 1460})
+	wnd := e.Info().RcvWnd
+	if wnd <= 100 || wnd > 1400 {
+		t.Fatalf("window %d", wnd)
+	}
+	f.push(e, []byte("hello"), 1)
+	if d := f.one(tcp.FlagACK | tcp.FlagPSH); string(d.payload) != "hello" {
+		t.Fatalf("sent %q", d.payload)
+	}
+	// The peer's data fills the window; its first 100 bytes are lost.
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1 + 100, ack: iss + 1, data: payload(int(wnd) - 100)})
+	if a := f.one(tcp.FlagACK); a.Ack() != peerISN+1 {
+		t.Fatalf("dup ack %d", a.Ack())
+	}
+	// Its ACK of our data, at its SND.NXT: the right edge of our window.
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1 + tcp.Seq(wnd), ack: iss + 6})
+	if _, ok := f.h.done[1]; !ok || e.Info().InFlight != 0 {
+		t.Fatalf("ACK at the right edge ignored: done %v, in flight %d", f.h.done, e.Info().InFlight)
+	}
+	// One byte beyond the edge is still refused (answered with an ACK).
+	f.push(e, []byte("again"), 2)
+	f.sent()
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 2 + tcp.Seq(wnd), ack: iss + 11})
+	if _, ok := f.h.done[2]; ok {
+		t.Fatal("an ACK beyond the right edge was taken")
+	}
+	if a := f.one(tcp.FlagACK); a.Ack() != peerISN+1 {
+		t.Fatalf("answer to the out-of-window ACK: ack %d", a.Ack())
+	}
+}

@@ -90,3 +90,39 @@ func TestSpuriousRecoveryIsUndoneByDSACK(t *testing.T) {
 		}
 	}
 }
+
+// While data is held out of order, a full-sized data segment has no room
+// for the SACK blocks RFC 2018 wants in every ACK: a pure ACK that carries
+// them follows it, so a peer that lost our earlier SACKs still learns of
+// the hole from the data we send. A data segment with room carries the
+// blocks itself, and without a hole nothing extra goes.
+func TestFullDataSegmentIsFollowedBySACK(t *testing.T) {
+	f, e, iss := sackConn(t)
+	mss := e.SndMSS()
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 201, ack: iss + 1, data: payload(100)})
+	f.one(tcp.FlagACK)
+	blk := tcp.SACKBlock{Start: peerISN + 201, End: peerISN + 301}
+
+	f.push(e, payload(mss), 1)
+	s := f.sent()
+	if len(s) != 2 || len(s[0].payload) != mss || s[0].o.NumSACK != 0 {
+		t.Fatalf("sent %s, want the full segment (no room for SACK) then an ACK", describe(s))
+	}
+	if a := s[1]; len(a.payload) != 0 || a.Ack() != peerISN+1 || a.o.NumSACK != 1 || a.o.SACK[0] != blk {
+		t.Fatalf("after the full segment: %s with blocks %v, want a pure ACK with SACK %v", describe(s[1:]), a.o.SACK[:a.o.NumSACK], blk)
+	}
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: iss + 1 + tcp.Seq(mss), data: payload(50)})
+	f.sent()
+
+	f.push(e, payload(100), 2)
+	if s := f.sent(); len(s) != 1 || s[0].o.NumSACK != 1 || s[0].o.SACK[0] != blk {
+		t.Fatalf("a short segment: sent %s, want it alone, carrying SACK %v", describe(s), blk)
+	}
+	// The hole fills: no more SACK, and no ACK after a full segment.
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 51, ack: iss + 1 + tcp.Seq(mss) + 100, data: payload(150)})
+	f.sent()
+	f.push(e, payload(mss), 3)
+	if s := f.sent(); len(s) != 1 || s[0].o.NumSACK != 0 {
+		t.Fatalf("without a hole: sent %s, want the segment alone", describe(s))
+	}
+}

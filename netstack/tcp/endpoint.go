@@ -181,6 +181,7 @@ type Endpoint struct {
 	ackNow    bool
 	ackQueued bool      // in Proto.ackList: an ACK goes at the end of the receive batch
 	dsack     SACKBlock // a duplicate to report in the next ACK (RFC 2883), if Start != End
+	sackOwed  bool      // a data segment went without the SACK blocks it should carry
 	unacked   int       // payload bytes received since the last ACK
 	lastRcv   int64
 	eofSeen   bool

@@ -124,14 +124,22 @@ func (e *Endpoint) writeHeader(b *nic.Buf, seq Seq, flags Flags) bool {
 		if e.tsOK {
 			o.HasTS, o.TSVal, o.TSEcr = true, tsClock(now), e.tsRecent
 		}
+		e.sackOwed = false
 		if e.sackOK && (e.reasm.Len() > 0 || e.dsack.Start != e.dsack.End) {
 			// As many blocks as fit beside the payload within the MTU,
-			// a D-SACK block first (RFC 2883 §4).
+			// a D-SACK block first (RFC 2883 §4). A full-sized data
+			// segment has no room for any: output follows it with a
+			// pure ACK that carries them (sackOwed), since RFC 2018
+			// wants them in every ACK while the hole lasts and a peer
+			// whose SACK-bearing ACKs were lost learns of the hole
+			// from nothing else.
 			room := e.p.net.MTU() - 40 - b.Len
 			if e.tsOK {
 				room -= 12
 			}
-			if n := min((room-4)/8, MaxSACKBlocks); n > 0 {
+			n := min((room-4)/8, MaxSACKBlocks)
+			e.sackOwed = n <= 0
+			if n > 0 {
 				k := 0
 				if e.dsack.Start != e.dsack.End {
 					o.SACK[0] = e.dsack
@@ -467,6 +475,9 @@ func (e *Endpoint) output() {
 		} else {
 			e.txStuck = true
 		}
+	}
+	if e.sackOwed {
+		e.sendAck()
 	}
 	switch {
 	case e.sndMax != e.sndUna:

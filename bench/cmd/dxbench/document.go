@@ -63,6 +63,10 @@ var workloads = []struct {
 	{"bulk_ceiling", "the physical ceiling for bulk: the bare AF_XDP pair streaming 1500-byte IPv4 packets (1472-byte UDP payloads) one way, " +
 		"cmd/xdp-client -stream into cmd/xdp-reflect -sink -busy, up to 1 GiB (time-capped); Gbit/s of UDP payload that arrived " +
 		"(offered_gbps: what the sender's kernel completed; loss: the share dropped on the way)", "gbps", nil},
+	{"tcp_loss5", "100 MB each way through a TCP echo on one connection from a kernel client, 5% of the IPv4 frames in each direction dropped " +
+		"at the client's end of the veth (internal/lossy, attached once the connection is up); seconds until the last byte came back (lower is better), " +
+		"frames dropped", "s",
+		[]target{{"kernel", "", true, 1.5, "kernel_client/libos"}}},
 	{"tcp_connect", "connections established and closed per second", "cps",
 		[]target{{"kernel", "", false, 2, ""}, {"gvisor", "", false, math.NaN(), ""}}},
 	// Issue 11: a lower p99 than the kernel at -c 1, 1.3x its requests/s at -c 64.

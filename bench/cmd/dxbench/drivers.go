@@ -205,14 +205,16 @@ func clientMain(args []string) error {
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
 	var d driverFlags
 	d.register(fs)
-	workload := fs.String("workload", "udp_rtt", "udp_rtt, udp_pps, tcp_rtt, tcp_bulk or tcp_connect")
+	workload := fs.String("workload", "udp_rtt", "udp_rtt, udp_pps, tcp_rtt, tcp_bulk, tcp_connect or tcp_loss (kernel stack only)")
 	remote := fs.String("remote", "", "server IP:PORT (TCP: the first of the three service ports)")
 	n := fs.Int("n", 20000, "round trips to measure")
 	warmup := fs.Int("warmup", 1000, "round trips before measuring")
 	outstanding := fs.Int("outstanding", 1, "datagrams in flight (UDP)")
 	size := fs.Int("size", 64, "payload bytes")
 	duration := fs.Duration("duration", 0, "stop after this long (0: -n decides)")
-	bytes := fs.Int64("bytes", 1<<30, "tcp_bulk: bytes to stream")
+	bytes := fs.Int64("bytes", 1<<30, "tcp_bulk and tcp_loss: bytes to stream")
+	lossRate := fs.Float64("loss", 0.05, "tcp_loss: the fraction of frames dropped in each direction")
+	lossIface := fs.String("loss-iface", "", "tcp_loss: this namespace's end of the veth, where the loss is attached")
 	samples := fs.String("samples", "", "write RTT samples here (int64 ns little endian)")
 	inflight := fs.Int("inflight", 64, "libOS tcp_bulk: pushes of up to 16 segments kept unacknowledged")
 	flows := fs.Int("flows", 1, "kernel udp_pps and tcp_connect: spread the load over this many sockets (flows) at once")
@@ -230,6 +232,7 @@ func clientMain(args []string) error {
 
 	var res runResult
 	var runErr error
+	var dropped uint64 // tcp_loss
 	switch d.stack {
 	case "kernel":
 		stopProf, err := startProfile(d.cpuprofile)
@@ -258,6 +261,8 @@ func clientMain(args []string) error {
 			if runErr == nil && *idleProbe {
 				runErr = idleProbes(c, cfg.size)
 			}
+		case *workload == "tcp_loss":
+			res, dropped, runErr = tcpLoss(dial(tcpEcho), *lossIface, *lossRate, *bytes)
 		case *workload == "tcp_rtt" && *idleProbe:
 			c, err := dial(tcpEcho)()
 			if err != nil {
@@ -350,6 +355,9 @@ func clientMain(args []string) error {
 	fmt.Printf("result workload=%s stack=%s rate=%.4f received=%d lost=%d p50_us=%.2f p99_us=%.2f p999_us=%.2f samples=%d elapsed_s=%.3f",
 		*workload, d.stack, res.rate, res.received, res.lost, usOf(pct(s, 0.5)), usOf(pct(s, 0.99)), usOf(pct(s, 0.999)),
 		len(s), res.elapsed.Seconds())
+	if *workload == "tcp_loss" {
+		fmt.Printf(" dropped=%d", dropped)
+	}
 	fmt.Println()
 	return nil
 }

@@ -435,7 +435,10 @@ func (h *harness) tcpRound(l, lo lab, round int) {
 		keep   bool // the next configuration uses this server
 	}
 	all := []string{"tcp_rtt", "tcp_connect", "tcp_bulk"}
-	if len(h.wanted(all)) == 0 {
+	// tcp_loss5 (loss.go) between the kernel client and the two echo
+	// servers it compares, the kernel's and the libOS's.
+	withLoss := append(slices.Clone(all), "tcp_loss5")
+	if len(h.wanted(withLoss)) == 0 {
 		return
 	}
 	// Every round has its own service ports: a new libOS client process
@@ -452,7 +455,7 @@ func (h *harness) tcpRound(l, lo lab, round int) {
 	}
 	cfgs := []cfg{
 		{"kernel", l, []string{d, "tcp-server", "-stack", "kernel", "-addr", l["ADDRA"], "-port", port},
-			[]string{d, "client", "-stack", "kernel", "-remote", l["A"] + ":" + port}, all, true},
+			[]string{d, "client", "-stack", "kernel", "-remote", l["A"] + ":" + port}, withLoss, true},
 		{"libos_client/kernel", l, nil, libosClient(l["A"]+":"+port, ""), all, false},
 		{"kernel_offload", lo, []string{d, "tcp-server", "-stack", "kernel", "-addr", lo["ADDRA"], "-port", port},
 			[]string{d, "client", "-stack", "kernel", "-remote", lo["A"] + ":" + port}, []string{"tcp_bulk"}, false},
@@ -464,7 +467,7 @@ func (h *harness) tcpRound(l, lo lab, round int) {
 			"-cpuprofile", filepath.Join(w, "libos-tcp-server.pprof")},
 			libosClient("198.51.100.21:"+port, "libos-client-tcp.pprof"), all, true},
 		{"kernel_client/libos", l, nil,
-			[]string{d, "client", "-stack", "kernel", "-remote", "198.51.100.21:" + port}, all, false},
+			[]string{d, "client", "-stack", "kernel", "-remote", "198.51.100.21:" + port}, withLoss, false},
 	}
 	skip := false // the server of a shared pair failed
 	for _, c := range cfgs {
@@ -490,6 +493,9 @@ func (h *harness) tcpRound(l, lo lab, round int) {
 			}
 			argv := append(append([]string{}, c.client...), "-workload", wl, "-n", strconv.Itoa(h.o.rttN/2))
 			switch wl {
+			case "tcp_loss5":
+				argv = append(c.client[:len(c.client):len(c.client)], "-workload", "tcp_loss", "-bytes", strconv.Itoa(lossBytes),
+					"-loss", "0.05", "-loss-iface", c.lab["IFB"])
 			case "tcp_bulk":
 				argv = append(argv, "-duration", h.o.bulkTime.String())
 			case "tcp_connect":
@@ -521,8 +527,14 @@ func (h *harness) recordTCP(wl, stack string, kv map[string]string) {
 		h.record(wl, stack, "gbps", num(kv, "rate"))
 	case "tcp_connect":
 		h.record(wl, stack, "cps", num(kv, "rate"))
+	case "tcp_loss5":
+		h.record(wl, stack, "s", num(kv, "elapsed_s"))
+		h.record(wl, stack, "dropped", num(kv, "dropped"))
 	}
 }
+
+// lossBytes is what tcp_loss5 carries each way: issue 10's 100 MB.
+const lossBytes = 100 << 20
 
 // cpuTime is the CPU time pid's threads have run, from the scheduler's
 // nanosecond accounting (/proc/PID/task/*/schedstat); utime+stime in

@@ -50,6 +50,7 @@ deps:
 test: deps
 	@ip netns list 2>/dev/null | awk '/^dx/ {print $$1}' | sort > .netns-before || true
 	$(GO) test -count=1 -timeout 15m ./...
+	cd bench && $(GO) test -count=1 -timeout 5m ./...
 	@ip netns list 2>/dev/null | awk '/^dx/ {print $$1}' | sort > .netns-after || true
 	@leaked=$$(comm -13 .netns-before .netns-after); rm -f .netns-before .netns-after; \
 	if [ -n "$$leaked" ]; then echo "make test: network namespaces left behind: $$leaked" >&2; exit 1; fi

@@ -146,11 +146,16 @@ func pipePingPong(n, cpuA, cpuB int) ([]time.Duration, error) {
 	return d, err
 }
 
-// rawIO reads or writes one byte with a raw system call: the runtime is
-// not told, so it neither hands the thread's P away nor starts another
-// thread while the call sleeps.
+// rawIO reads or writes one byte with a plain system call, not
+// RawSyscall: a thread asleep in a raw call looks to the runtime like a
+// goroutine running that never reaches a safe point, so a garbage
+// collection (or any stop-the-world) that began during the ping-pong
+// waited for it forever while its partner, which would have woken it, sat
+// stopped (TestWakeupPingPongs hung so in make test). The runtime's
+// bookkeeping around the call costs well under a microsecond; with nothing
+// else to run, it keeps the thread's P.
 func rawIO(trap uintptr, fd int, b *byte) error {
-	r, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(b)), 1)
+	r, _, e := unix.Syscall(trap, uintptr(fd), uintptr(unsafe.Pointer(b)), 1)
 	if e != 0 {
 		return e
 	}

@@ -8,8 +8,19 @@
 // The kernel's TCP always builds GSO super-packets and segments them only
 // after the egress hook, so a TC program would drop a whole burst of
 // segments at once. Attach therefore lowers the interface's gso_max_size to
-// one MTU for as long as the loss is attached: every skb the egress program
-// sees is one packet.
+// one MTU and its gso_max_segs to 1 for as long as the loss is attached
+// (the size alone is not enough: TCP still builds skbs of tcp_min_tso_segs,
+// two segments): every skb the egress program sees is one packet. The
+// kernel copies these limits into a TCP socket when it connects, so a
+// connection made before Attach keeps building super-packets; lower them
+// first with LimitGSO when the connection must exist before the loss does.
+//
+// The same holds for the other direction when the peer is a kernel: a veth
+// hands GSO super-packets to the XDP program of its peer as one frame, so
+// the program would drop up to 64 KB at once and count it as one frame.
+// Whoever attaches the loss opposite a kernel stack must therefore limit
+// that end too; LimitGSO does so for an interface of the calling thread's
+// namespace.
 //
 // It is a test tool: attach it only to an interface the test created (the
 // peer end of a lab veth), from inside that interface's network namespace.
@@ -30,7 +41,7 @@ import (
 type Loss struct {
 	ifindex  int
 	nl       *netlink.Handle // opened in the interface's namespace, stays bound to it
-	gsoMax   int             // the interface's gso_max_size before Attach; 0 if unchanged
+	gso      *GSOLimit       // the interface's GSO limits before Attach
 	counters *ebpf.Map
 	progs    []*ebpf.Program
 	links    []link.Link
@@ -89,15 +100,8 @@ func Attach(ifindex int, rate float64) (*Loss, error) {
 	if l.nl, err = netlink.NewHandle(); err != nil {
 		return nil, fmt.Errorf("lossy: netlink: %w", err)
 	}
-	nl, err := l.nl.LinkByIndex(ifindex)
-	if err != nil {
-		return nil, fmt.Errorf("lossy: %w", err)
-	}
-	if old := int(nl.Attrs().GSOMaxSize); old > 0 {
-		if err := l.nl.LinkSetGSOMaxSize(nl, nl.Attrs().MTU); err != nil {
-			return nil, fmt.Errorf("lossy: gso_max_size: %w", err)
-		}
-		l.gsoMax = old
+	if l.gso, err = limitGSO(l.nl, ifindex); err != nil {
+		return nil, err
 	}
 	ok = true
 	return l, nil
@@ -179,16 +183,81 @@ func (l *Loss) Close() error {
 	if l.counters != nil {
 		errs = append(errs, l.counters.Close())
 	}
+	if l.gso != nil {
+		errs = append(errs, l.gso.Restore())
+		l.gso = nil
+	}
 	if l.nl != nil {
-		if l.gsoMax > 0 {
-			// The namespace may be gone already (then so is the link).
-			if nl, err := l.nl.LinkByIndex(l.ifindex); err == nil {
-				errs = append(errs, l.nl.LinkSetGSOMaxSize(nl, l.gsoMax))
-			}
-		}
 		l.nl.Close()
-		l.nl, l.gsoMax = nil, 0
+		l.nl = nil
 	}
 	l.links, l.progs, l.counters = nil, nil, nil
+	return errors.Join(errs...)
+}
+
+// GSOLimit is an interface whose GSO limits LimitGSO lowered, and what they
+// were before.
+type GSOLimit struct {
+	nl              *netlink.Handle // bound to the interface's namespace
+	owned           bool            // nl is this GSOLimit's to close
+	ifindex         int
+	oldSize, oldSeg uint32
+}
+
+// LimitGSO makes the kernel send one packet per skb through interface
+// ifindex of the calling thread's network namespace (gso_max_size one MTU,
+// gso_max_segs 1) until Restore. Use it on the kernel's end of a link whose
+// other end drops frames with Attach.
+func LimitGSO(ifindex int) (*GSOLimit, error) {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("lossy: netlink: %w", err)
+	}
+	g, err := limitGSO(h, ifindex)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	g.owned = true
+	return g, nil
+}
+
+func limitGSO(h *netlink.Handle, ifindex int) (*GSOLimit, error) {
+	link, err := h.LinkByIndex(ifindex)
+	if err != nil {
+		return nil, fmt.Errorf("lossy: %w", err)
+	}
+	a := link.Attrs()
+	g := &GSOLimit{nl: h, ifindex: ifindex, oldSize: a.GSOMaxSize, oldSeg: a.GSOMaxSegs}
+	if err := h.LinkSetGSOMaxSize(link, a.MTU); err != nil {
+		return nil, fmt.Errorf("lossy: gso_max_size: %w", err)
+	}
+	if err := h.LinkSetGSOMaxSegs(link, 1); err != nil {
+		h.LinkSetGSOMaxSize(link, int(g.oldSize))
+		return nil, fmt.Errorf("lossy: gso_max_segs: %w", err)
+	}
+	return g, nil
+}
+
+// Restore puts back the limits LimitGSO found (from any thread: the handle
+// stays bound to the interface's namespace). It is idempotent; a link that
+// is gone already is not an error.
+func (g *GSOLimit) Restore() error {
+	if g.nl == nil {
+		return nil
+	}
+	var errs []error
+	if link, err := g.nl.LinkByIndex(g.ifindex); err == nil {
+		if g.oldSize > 0 {
+			errs = append(errs, g.nl.LinkSetGSOMaxSize(link, int(g.oldSize)))
+		}
+		if g.oldSeg > 0 {
+			errs = append(errs, g.nl.LinkSetGSOMaxSegs(link, int(g.oldSeg)))
+		}
+	}
+	if g.owned {
+		g.nl.Close()
+	}
+	g.nl = nil
 	return errors.Join(errs...)
 }

@@ -64,8 +64,9 @@ var workloads = []struct {
 		"cmd/xdp-client -stream into cmd/xdp-reflect -sink -busy, up to 1 GiB (time-capped); Gbit/s of UDP payload that arrived " +
 		"(offered_gbps: what the sender's kernel completed; loss: the share dropped on the way)", "gbps", nil},
 	{"tcp_loss5", "100 MB each way through a TCP echo on one connection from a kernel client, 5% of the IPv4 frames in each direction dropped " +
-		"at the client's end of the veth (internal/lossy, attached once the connection is up); seconds until the last byte came back (lower is better), " +
-		"frames dropped", "s",
+		"at the client's end of the veth (internal/lossy, attached once the connection is up); every kernel end sends one packet per skb " +
+		"(gso_max_segs 1, set before the connection), since the loss program sees a GSO super-packet as one frame; seconds until the last byte came back " +
+		"(lower is better), frames dropped, frames seen by the loss program (both directions)", "s",
 		[]target{{"kernel", "", true, 1.5, "kernel_client/libos"}}},
 	{"tcp_connect", "connections established and closed per second", "cps",
 		[]target{{"kernel", "", false, 2, ""}, {"gvisor", "", false, math.NaN(), ""}}},

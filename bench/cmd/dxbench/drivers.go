@@ -19,6 +19,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 
+	"github.com/demixdp/demixdp/internal/lossy"
 	"github.com/demixdp/demixdp/libos"
 )
 
@@ -232,7 +233,7 @@ func clientMain(args []string) error {
 
 	var res runResult
 	var runErr error
-	var dropped uint64 // tcp_loss
+	var loss lossy.Counters // tcp_loss
 	switch d.stack {
 	case "kernel":
 		stopProf, err := startProfile(d.cpuprofile)
@@ -262,7 +263,7 @@ func clientMain(args []string) error {
 				runErr = idleProbes(c, cfg.size)
 			}
 		case *workload == "tcp_loss":
-			res, dropped, runErr = tcpLoss(dial(tcpEcho), *lossIface, *lossRate, *bytes)
+			res, loss, runErr = tcpLoss(dial(tcpEcho), *lossIface, *lossRate, *bytes)
 		case *workload == "tcp_rtt" && *idleProbe:
 			c, err := dial(tcpEcho)()
 			if err != nil {
@@ -356,7 +357,7 @@ func clientMain(args []string) error {
 		*workload, d.stack, res.rate, res.received, res.lost, usOf(pct(s, 0.5)), usOf(pct(s, 0.99)), usOf(pct(s, 0.999)),
 		len(s), res.elapsed.Seconds())
 	if *workload == "tcp_loss" {
-		fmt.Printf(" dropped=%d", dropped)
+		fmt.Printf(" dropped=%d frames=%d", loss.Dropped, loss.Dropped+loss.Passed)
 	}
 	fmt.Println()
 	return nil

@@ -19,24 +19,33 @@ import (
 // at iface (this namespace's end of the lab veth, internal/lossy), and
 // check every byte (SHA-256). The loss is attached once the connection is
 // up, so a lost SYN does not put a 1 s timeout into the figure. The result
-// is the time until the last byte came back, and the frames dropped.
-func tcpLoss(dial dialer, iface string, rate float64, total int64) (runResult, uint64, error) {
+// is the time until the last byte came back, and the loss injector's
+// counters (IPv4 frames dropped and passed, both directions).
+func tcpLoss(dial dialer, iface string, rate float64, total int64) (runResult, lossy.Counters, error) {
 	ifi, err := net.InterfaceByName(iface)
 	if err != nil {
-		return runResult{}, 0, fmt.Errorf("tcp_loss: -loss-iface: %w", err)
+		return runResult{}, lossy.Counters{}, fmt.Errorf("tcp_loss: -loss-iface: %w", err)
 	}
+	// The kernel copies the interface's GSO limits into a socket when it
+	// connects, so they must be low before the dial for every segment of
+	// this end to be one frame at the loss program (see package lossy).
+	g, err := lossy.LimitGSO(ifi.Index)
+	if err != nil {
+		return runResult{}, lossy.Counters{}, err
+	}
+	defer g.Restore()
 	c, err := dial()
 	if err != nil {
-		return runResult{}, 0, err
+		return runResult{}, lossy.Counters{}, err
 	}
 	defer c.Close()
 	cw, ok := c.(closeWriter)
 	if !ok {
-		return runResult{}, 0, errors.New("tcp_loss: connection cannot half-close")
+		return runResult{}, lossy.Counters{}, errors.New("tcp_loss: connection cannot half-close")
 	}
 	l, err := lossy.Attach(ifi.Index, rate)
 	if err != nil {
-		return runResult{}, 0, err
+		return runResult{}, lossy.Counters{}, err
 	}
 	defer l.Close()
 	sent := sha256.New()
@@ -67,14 +76,17 @@ func tcpLoss(dial dialer, iface string, rate float64, total int64) (runResult, u
 	n, err := io.Copy(got, c)
 	el := time.Since(start)
 	if err != nil {
-		return runResult{}, 0, fmt.Errorf("tcp_loss: reading the echo after %d bytes: %w", n, err)
+		return runResult{}, lossy.Counters{}, fmt.Errorf("tcp_loss: reading the echo after %d bytes: %w", n, err)
 	}
 	if err := <-werr; err != nil {
-		return runResult{}, 0, fmt.Errorf("tcp_loss: writing: %w", err)
+		return runResult{}, lossy.Counters{}, fmt.Errorf("tcp_loss: writing: %w", err)
 	}
 	if n != total || !bytes.Equal(sent.Sum(nil), got.Sum(nil)) {
-		return runResult{}, 0, fmt.Errorf("tcp_loss: %d of %d bytes came back, SHA-256 equal: %v", n, total, bytes.Equal(sent.Sum(nil), got.Sum(nil)))
+		return runResult{}, lossy.Counters{}, fmt.Errorf("tcp_loss: %d of %d bytes came back, SHA-256 equal: %v", n, total, bytes.Equal(sent.Sum(nil), got.Sum(nil)))
 	}
-	lc, _ := l.Counters()
-	return runResult{received: int(n), elapsed: el, rate: float64(n) * 8 / el.Seconds() / 1e9}, lc.Dropped, nil
+	lc, err := l.Counters()
+	if err != nil {
+		return runResult{}, lc, fmt.Errorf("tcp_loss: loss counters: %w", err)
+	}
+	return runResult{received: int(n), elapsed: el, rate: float64(n) * 8 / el.Seconds() / 1e9}, lc, nil
 }

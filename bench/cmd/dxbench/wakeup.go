@@ -38,8 +38,9 @@ import (
 //	                hardware itself costs
 //
 // each as _p50_us and _p99_us. The threads are locked OS threads pinned
-// with sched_setaffinity, and read/write are raw system calls, so the Go
-// runtime takes no part in a round trip.
+// with sched_setaffinity, and read/write are direct system calls (rawIO),
+// not the os package's poller, so the Go runtime adds no more than its
+// bookkeeping around each call.
 
 // wakeupVariants are the calibration's measurements, in report order.
 var wakeupVariants = []string{"pipe_cross_cpu", "pipe_same_cpu", "spin_cross_cpu"}
@@ -57,8 +58,7 @@ func wakeupMain(args []string) error {
 	if !ok || err1 != nil || err2 != nil || ca < 0 || cb < 0 || ca == cb || *n < 1 {
 		return fmt.Errorf("-cpus %q: want two different CPUs, and -n >= 1", *cpus)
 	}
-	// Two threads block in raw system calls holding their P: leave the
-	// runtime Ps of its own.
+	// Two threads block in system calls: leave the runtime Ps of its own.
 	runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), 4))
 	var out []string
 	for _, v := range []struct {

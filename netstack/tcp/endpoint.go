@@ -454,10 +454,14 @@ func (e *Endpoint) initConn(iss Seq) {
 	e.iss, e.sndUna, e.sndNxt, e.sndMax, e.sndSml = iss, iss, iss, iss, iss
 	e.rto = NewRTO(cfg.RTO)
 	e.rcvMSS = uint32(e.p.net.MTU() - 40)
-	// Room in the out-of-order queue for a full window of segments
-	// carrying timestamps, so a sender that fills the window is never
-	// refused for want of a piece.
-	e.reasm.SetLimit(max(ReasmCapacity, cfg.RcvBuf/(int(e.rcvMSS)-12)+2))
+	// Room in the out-of-order queue for a full window of segments that
+	// carry the most options a header holds (40 bytes: timestamps and
+	// three SACK blocks, as a peer sending data while it holds ours out of
+	// order does), and an eighth more for shorter ones (the tails of
+	// writes, split retransmissions): a sender that fills the window is
+	// refused for want of a piece only if its segments are smaller still.
+	full := cfg.RcvBuf / (int(e.rcvMSS) - MaxOptionsLen)
+	e.reasm.SetLimit(max(ReasmCapacity, full+full/8+2))
 	for e.rcvWScale < MaxWindowScale && cfg.RcvBuf>>e.rcvWScale > 0xffff {
 		e.rcvWScale++
 	}

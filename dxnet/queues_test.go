@@ -175,9 +175,18 @@ func TestQueuesDialFromEveryQueue(t *testing.T) {
 	for _, st := range sts {
 		c, _ := st.Counters()
 		handoffs += c.Handoffs.Out - c.Handoffs.ARPCopies
-		if c.TCP.RSTsIn != 0 || c.TCP.RSTsOut != 0 {
-			t.Errorf("queue %d: resets in %d out %d", st.QueueID(), c.TCP.RSTsIn, c.TCP.RSTsOut)
+		// No connection was reset while open, and no queue answered a
+		// segment it did not own with a reset. A reset may still reach
+		// a connection in TIME-WAIT: when the kernel is slow to take our
+		// ACK of its FIN (a loaded CI machine), it sends the FIN again
+		// (tail loss probe), takes the first ACK meanwhile, and resets
+		// our ACK of the second FIN, which finds its socket closed (seen
+		// in a capture: FIN, ACK, FIN 4.7 ms later, ACK, RST). That one
+		// is logged, not counted as a failure.
+		if c.TCP.ConnsReset != 0 || c.TCP.RSTsOut != 0 {
+			t.Errorf("queue %d: connections reset %d, resets sent %d", st.QueueID(), c.TCP.ConnsReset, c.TCP.RSTsOut)
 		}
+		t.Logf("queue %d: resets received %d (open connections reset: %d)", st.QueueID(), c.TCP.RSTsIn, c.TCP.ConnsReset)
 	}
 	if handoffs == 0 {
 		t.Error("no reply was handed between the queues: 16 connections all answered on their own queue?")

@@ -426,8 +426,12 @@ func TestQueuesTCPClientsHandOff(t *testing.T) {
 				t.Logf("queue %d: rx %d tx %d handoffs %+v", libs[i].QueueID(), c.RxDescs, c.TxDescs, c.Handoffs)
 				out += c.Handoffs.Out
 				in += c.Handoffs.In
-				if c.TCP.RSTsIn != 0 || c.TCP.RSTsOut != 0 {
-					t.Errorf("queue %d: resets in %d out %d", libs[i].QueueID(), c.TCP.RSTsIn, c.TCP.RSTsOut)
+				// As in dxnet's TestQueuesDialFromEveryQueue: no open
+				// connection reset and no reset sent; a reset of a
+				// connection already in TIME-WAIT (the kernel's answer
+				// to our ACK of a FIN it sent twice) is only logged.
+				if c.TCP.ConnsReset != 0 || c.TCP.RSTsOut != 0 {
+					t.Errorf("queue %d: connections reset %d, resets sent %d", libs[i].QueueID(), c.TCP.ConnsReset, c.TCP.RSTsOut)
 				}
 				if c.Handoffs.Dropped != 0 {
 					t.Errorf("queue %d dropped %d hand-offs", libs[i].QueueID(), c.Handoffs.Dropped)

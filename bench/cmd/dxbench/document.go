@@ -102,6 +102,7 @@ func (h *harness) document(idle map[string]map[string]float64, micro map[string]
 			"kernel_offload": "the same, veth with TSO/GSO/GRO and checksum offloads on (tcp_bulk)",
 			"libos":          "demixdp libOS on both ends (UDP: cmd/udp-echo server; TCP: dxbench tcp-server -stack libos; dxbench libOS clients); http: cmd/http-hello on dxnet, wrk (kernel) as the client",
 			"cabi":           "the C ABI on both ends: examples/c/udp-ping-pong and tcp-ping-pong (libdemikernel.so), the libos pair's addresses",
+			cabiBeside:       "the libos pair again, measured right beside the cabi pair in each round (before it in odd rounds, after it in even ones): the denominator of cabi/libos",
 			"gvisor":         "gVisor netstack on its AF_XDP link endpoint on both ends (demixdp steering program redirects to it)",
 			"reflector":      "bare AF_XDP pair: cmd/xdp-reflect -busy and cmd/xdp-client, no stack",
 			"asavie":         "github.com/asavie/xdp v0.3.3 busy-polling reflector, cmd/xdp-client as the client",
@@ -323,7 +324,7 @@ func markdown(doc map[string]any) string {
 		}
 		b.WriteString("\n")
 	}
-	order := []string{"libos", "libos_q1", "libos_q2_1cpu", "libos_q2", "kv_net", "redis", "cabi", "reflector", "asavie", "kernel", "kernel_offload", "gvisor",
+	order := []string{"libos", "libos_q1", "libos_q2_1cpu", "libos_q2", "kv_net", "redis", "cabi", cabiBeside, "reflector", "asavie", "kernel", "kernel_offload", "gvisor",
 		"kernel_client/libos", "kernel_client/reflector", "kernel_client/asavie", "kernel_client/gvisor", "libos_client/kernel"}
 	for _, w := range workloads {
 		wd, ok := doc[w.name].(*workloadDoc)

@@ -800,7 +800,7 @@ func (h *harness) run() error {
 		h.udpRound(l, r)
 		h.tcpRound(l, lo, r)
 		if h.want("cabi") {
-			h.cabiRound(l, r, false)
+			h.cabiRound(l, r, cabiBeside)
 		}
 		h.ceilingRound(l, r)
 		if lq != nil {

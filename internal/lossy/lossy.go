@@ -39,9 +39,7 @@ import (
 
 // Loss is a loss injector attached to one interface.
 type Loss struct {
-	ifindex  int
-	nl       *netlink.Handle // opened in the interface's namespace, stays bound to it
-	gso      *GSOLimit       // the interface's GSO limits before Attach
+	gso      *GSOLimit // the interface's GSO limits before Attach
 	counters *ebpf.Map
 	progs    []*ebpf.Program
 	links    []link.Link
@@ -59,7 +57,7 @@ func Attach(ifindex int, rate float64) (*Loss, error) {
 		return nil, fmt.Errorf("lossy: rate %v outside [0, 1)", rate)
 	}
 	threshold := uint32(rate * (1 << 32))
-	l := &Loss{ifindex: ifindex}
+	l := &Loss{}
 	var err error
 	l.counters, err = ebpf.NewMap(&ebpf.MapSpec{Name: "lossy_ctr", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 2})
 	if err != nil {
@@ -95,12 +93,10 @@ func Attach(ifindex int, rate float64) (*Loss, error) {
 		return nil, fmt.Errorf("lossy: attach TCX egress: %w", err)
 	}
 	l.links = append(l.links, tl)
-	// The handle is bound to this (the interface's) namespace, so Close
-	// restores the right interface from whatever thread it runs on.
-	if l.nl, err = netlink.NewHandle(); err != nil {
-		return nil, fmt.Errorf("lossy: netlink: %w", err)
-	}
-	if l.gso, err = limitGSO(l.nl, ifindex); err != nil {
+	// The limit's netlink handle is bound to this (the interface's)
+	// namespace, so Close restores the right interface from whatever
+	// thread it runs on.
+	if l.gso, err = LimitGSO(ifindex); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -187,10 +183,6 @@ func (l *Loss) Close() error {
 		errs = append(errs, l.gso.Restore())
 		l.gso = nil
 	}
-	if l.nl != nil {
-		l.nl.Close()
-		l.nl = nil
-	}
 	l.links, l.progs, l.counters = nil, nil, nil
 	return errors.Join(errs...)
 }
@@ -199,7 +191,6 @@ func (l *Loss) Close() error {
 // were before.
 type GSOLimit struct {
 	nl              *netlink.Handle // bound to the interface's namespace
-	owned           bool            // nl is this GSOLimit's to close
 	ifindex         int
 	oldSize, oldSeg uint32
 }
@@ -213,27 +204,20 @@ func LimitGSO(ifindex int) (*GSOLimit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lossy: netlink: %w", err)
 	}
-	g, err := limitGSO(h, ifindex)
-	if err != nil {
-		h.Close()
-		return nil, err
-	}
-	g.owned = true
-	return g, nil
-}
-
-func limitGSO(h *netlink.Handle, ifindex int) (*GSOLimit, error) {
 	link, err := h.LinkByIndex(ifindex)
 	if err != nil {
+		h.Close()
 		return nil, fmt.Errorf("lossy: %w", err)
 	}
 	a := link.Attrs()
 	g := &GSOLimit{nl: h, ifindex: ifindex, oldSize: a.GSOMaxSize, oldSeg: a.GSOMaxSegs}
 	if err := h.LinkSetGSOMaxSize(link, a.MTU); err != nil {
+		h.Close()
 		return nil, fmt.Errorf("lossy: gso_max_size: %w", err)
 	}
 	if err := h.LinkSetGSOMaxSegs(link, 1); err != nil {
 		h.LinkSetGSOMaxSize(link, int(g.oldSize))
+		h.Close()
 		return nil, fmt.Errorf("lossy: gso_max_segs: %w", err)
 	}
 	return g, nil
@@ -255,9 +239,7 @@ func (g *GSOLimit) Restore() error {
 			errs = append(errs, g.nl.LinkSetGSOMaxSegs(link, int(g.oldSeg)))
 		}
 	}
-	if g.owned {
-		g.nl.Close()
-	}
+	g.nl.Close()
 	g.nl = nil
 	return errors.Join(errs...)
 }

@@ -91,12 +91,8 @@ func (c *TCPConn) WriteSGA(sga *libos.SGA) error {
 		c.s.FreeSGA(sga)
 		return c.opErr("write", net.ErrClosed)
 	}
-	if c.wdl.expired() {
-		c.s.FreeSGA(sga) // never queued
-		return c.opErr("write", errTimeout)
-	}
 	r := &c.wr
-	err := c.run(r, &c.wdl, kWriteSGA, nil, sga)
+	err := c.run(r, &c.wdl, kWriteSGA, nil, sga) // frees sga if the deadline passed
 	if err == nil {
 		err = r.err
 	}

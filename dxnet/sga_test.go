@@ -3,9 +3,12 @@ package dxnet_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/demixdp/demixdp/dxnet"
 	"github.com/demixdp/demixdp/internal/labtest"
@@ -91,5 +94,39 @@ func TestZeroCopy(t *testing.T) {
 	}
 	if err := c.WriteSGA(nil); !errors.Is(err, syscall.EINVAL) {
 		t.Fatalf("WriteSGA(nil): %v, want EINVAL", err)
+	}
+}
+
+// TestWriteSGAPastTheDeadlineFreesTheSGA: a WriteSGA that fails on its
+// deadline before being queued still takes the SGA. 2,000 of them on a
+// 512-frame UMEM would exhaust the frames (and AllocSGA would wait for
+// ever) if a single one leaked.
+func TestWriteSGAPastTheDeadlineFreesTheSGA(t *testing.T) {
+	lab := newLab(t)
+	st := openStack(t, lab, labtest.A, func(c *libos.Config) { c.Frames = 512 })
+	kernelEcho(t, kernelListen(t, lab, 7801))
+	nc, err := st.Dial("tcp", lab.AddrB.Addr().String()+":7801")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := nc.(*dxnet.TCPConn)
+	if err := c.SetWriteDeadline(time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	err = within(t, "2,000 writes past the deadline", run(func() error {
+		for i := range 2000 {
+			sga, err := st.AllocSGA(1400)
+			if err != nil {
+				return err
+			}
+			if err := c.WriteSGA(sga); !errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("write %d: %v, want os.ErrDeadlineExceeded", i, err)
+			}
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -75,10 +75,14 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 }
 
 // run makes one call of kind on r under deadline d (Stack.do); an
-// expired deadline fails it before it is queued.
+// expired deadline fails it before it is queued, and frees sga, which the
+// stack takes in every case.
 func (c *TCPConn) run(r *request, d *deadline, kind reqKind, b []byte, sga *libos.SGA) error {
 	if d.expired() {
 		r.n = 0
+		if sga != nil {
+			c.s.FreeSGA(sga) // never queued
+		}
 		return errTimeout
 	}
 	gen := r.start()

@@ -460,7 +460,7 @@ func (e *Endpoint) initConn(iss Seq) {
 	// order does), and an eighth more for shorter ones (the tails of
 	// writes, split retransmissions): a sender that fills the window is
 	// refused for want of a piece only if its segments are smaller still.
-	full := cfg.RcvBuf / (int(e.rcvMSS) - MaxOptionsLen)
+	full := cfg.RcvBuf / max(int(e.rcvMSS)-MaxOptionsLen, 1) // an MTU of 80 leaves no room beside the options
 	e.reasm.SetLimit(max(ReasmCapacity, full+full/8+2))
 	for e.rcvWScale < MaxWindowScale && cfg.RcvBuf>>e.rcvWScale > 0xffff {
 		e.rcvWScale++

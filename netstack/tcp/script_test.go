@@ -1169,3 +1169,23 @@ func TestACKAtTheRightEdgeOfTheWindowIsTaken(t *testing.T) {
 		t.Fatalf("answer to the out-of-window ACK: ack %d", a.Ack())
 	}
 }
+
+// A link MTU of 80 leaves an MSS of 40, all of it taken by options in the
+// worst case: the out-of-order room must not divide by that zero when a
+// connection opens (it did, and panicked, for one commit).
+func TestTinyMTUOpensAConnection(t *testing.T) {
+	for _, mtu := range []int{79, 80, 81} {
+		t.Run(fmt.Sprint(mtu), func(t *testing.T) {
+			f := &fx{t: t, link: memlink.New(64, 2048, 256), clock: &nic.VirtualClock{T: int64(time.Hour)}}
+			f.link.LinkMTU = mtu
+			f.h = newHost(t, f.link, f.clock, netip.MustParsePrefix("198.51.100.1/24"), tcp.Config{})
+			body := make([]byte, arp.HeaderLen)
+			arp.Header(body).Encode(arp.OpRequest, peerMAC, peerIP, ethernet.Addr{}, ourIP)
+			f.inputFrame(ethernet.TypeARP, body)
+			f.link.Complete()
+			if e, _ := f.established(&tcp.Options{HasMSS: true, MSS: 536}); e == nil {
+				t.Fatal("no connection")
+			}
+		})
+	}
+}

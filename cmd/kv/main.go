@@ -290,25 +290,20 @@ func runQueue(o options, cfg libos.Config, ap netip.AddrPort, db *DB, out io.Wri
 		ap, cfg.Addr, cfg.Interface, cfg.Mode, cli.XDPMode(libs[0]), libs[0].MTU(), len(libs))
 	var ids atomic.Int64
 	ss := make([]*queueServer, len(libs))
-	byLib := make(map[*libos.LibOS]*queueServer, len(libs))
 	for i, lib := range libs {
 		s := &queueServer{lib: lib, lqd: lqds[i], x: db.NewSession(i), sweeper: NewSweeper(db.Store, i, len(libs)),
 			ids: &ids, multi: len(libs) > 1, ops: ops.Queue(i), out: out,
 			maxValue: o.maxValue, maxRequest: o.maxRequest, maxUnsent: o.maxUnsent, stall: o.stall}
-		ss[i], byLib[lib] = s, s
+		ss[i] = s
 	}
 	defer cli.OnInfo(func() {
 		for _, s := range ss {
 			s.info.Store(true)
 		}
 	})()
-	var loopErr error
-	if len(libs) == 1 {
-		loopErr = ss[0].serve(&stop)
-	} else {
-		// One loop per queue, each on its own thread (pinned with -cpus).
-		loopErr = libos.RunQueues(libs, func(lib *libos.LibOS) error { return byLib[lib].serve(&stop) })
-	}
+	// One loop per queue, each on its own thread pinned to its -cpus CPU;
+	// a single unpinned queue runs here.
+	loopErr := cli.RunLoops(libs, cfg.CPUs, func(i int) error { return ss[i].serve(&stop) })
 
 	printQueueCounters(out, libs, ss)
 	if cerr := cli.CloseAll(libs); cerr != nil {

@@ -154,25 +154,20 @@ func run(o options, out io.Writer) error {
 		ap, cfg.Addr, cfg.Interface, cfg.Mode, cli.XDPMode(libs[0]), libs[0].MTU(), len(libs))
 
 	ss := make([]*server, len(libs))
-	byLib := make(map[*libos.LibOS]*server, len(libs))
 	for i, lib := range libs {
 		s := newServer(lib, lqds[i])
 		s.ops = ops.Queue(i)
 		s.idle, s.out, s.multi = o.idle, out, len(libs) > 1
-		ss[i], byLib[lib] = s, s
+		ss[i] = s
 	}
 	defer cli.OnInfo(func() {
 		for _, s := range ss {
 			s.info.Store(true)
 		}
 	})()
-	var loopErr error
-	if len(libs) == 1 {
-		loopErr = ss[0].serve(&stop)
-	} else {
-		// One loop per queue, each on its own thread (pinned with -cpus).
-		loopErr = libos.RunQueues(libs, func(lib *libos.LibOS) error { return byLib[lib].serve(&stop) })
-	}
+	// One loop per queue, each on its own thread pinned to its -cpus CPU;
+	// a single unpinned queue runs here.
+	loopErr := cli.RunLoops(libs, cfg.CPUs, func(i int) error { return ss[i].serve(&stop) })
 
 	printCounters(out, libs, ss)
 	if cerr := cli.CloseAll(libs); cerr != nil {

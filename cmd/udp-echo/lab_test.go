@@ -209,3 +209,30 @@ func TestFlagErrorsExitOne(t *testing.T) {
 		}
 	}
 }
+
+// TestCPUsPinsASingleQueue: -cpus pins the loop even when only one queue
+// is served (it used to run on the main goroutine, unpinned): some thread
+// of the process is allowed on that CPU alone, and the echo still works.
+func TestCPUsPinsASingleQueue(t *testing.T) {
+	priv.Require(t, "udp-echo on a veth lab")
+	lab := vethlab.ForTest(t, vethlab.Config{Name: "uc"})
+	a := lab.AddrA.Addr().String()
+	const cpu = "1"
+	p := startEcho(t, lab, "-addr", a+":7", "-queues", "1", "-cpus", cpu)
+	kudpClient(t, lab, a+":7", 1000)
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", p.Cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned := 0
+	for _, task := range tasks {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", p.Cmd.Process.Pid, task.Name()))
+		if err == nil && bytes.Contains(st, []byte("Cpus_allowed_list:\t"+cpu+"\n")) {
+			pinned++
+		}
+	}
+	if pinned != 1 {
+		t.Errorf("%d of %d threads pinned to CPU %s, want the loop's alone", pinned, len(tasks), cpu)
+	}
+	checkCleanExit(t, lab, p, syscall.SIGINT, 1000)
+}

@@ -126,19 +126,13 @@ func run(o options, out io.Writer) error {
 		ap, cfg.Addr, cfg.Interface, cfg.Mode, cli.XDPMode(libs[0]), libs[0].MTU(), len(libs))
 
 	es := make([]*echoer, len(libs))
-	byLib := make(map[*libos.LibOS]*echoer, len(libs))
 	for i, lib := range libs {
 		es[i] = newEchoer(lib, qds[i], o.pops)
 		es[i].ops = ops.Queue(i)
-		byLib[lib] = es[i]
 	}
-	var loopErr error
-	if len(libs) == 1 {
-		loopErr = es[0].serve(&stop)
-	} else {
-		// One loop per queue, each on its own thread (pinned with -cpus).
-		loopErr = libos.RunQueues(libs, func(lib *libos.LibOS) error { return byLib[lib].serve(&stop) })
-	}
+	// One loop per queue, each on its own thread pinned to its -cpus CPU;
+	// a single unpinned queue runs here.
+	loopErr := cli.RunLoops(libs, cfg.CPUs, func(i int) error { return es[i].serve(&stop) })
 
 	printCounters(out, libs, qds, es)
 	if cerr := cli.CloseAll(libs); cerr != nil {

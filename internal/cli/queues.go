@@ -56,6 +56,21 @@ func OpenQueues(cfg libos.Config) ([]*libos.LibOS, error) {
 	}
 }
 
+// RunLoops runs serve(i) for the i-th queue's LibOS of libs until each
+// returns: a single queue with no CPU to pin it to on the calling
+// goroutine, anything else through libos.RunQueues (a locked thread per
+// queue, pinned to cpus[i], the -cpus of the command).
+func RunLoops(libs []*libos.LibOS, cpus []int, serve func(i int) error) error {
+	if len(libs) == 1 && len(cpus) == 0 {
+		return serve(0)
+	}
+	index := make(map[*libos.LibOS]int, len(libs))
+	for i, l := range libs {
+		index[l] = i
+	}
+	return libos.RunQueues(libs, func(l *libos.LibOS) error { return serve(index[l]) })
+}
+
 // CloseAll closes every LibOS of libs and joins their errors.
 func CloseAll(libs []*libos.LibOS) error {
 	var errs []error

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/demixdp/demixdp/internal/labtest"
 	"github.com/demixdp/demixdp/internal/vethlab"
 	"github.com/demixdp/demixdp/libos"
 	"github.com/demixdp/demixdp/rss"
@@ -133,83 +134,6 @@ func udpClients(t *testing.T, lab *vethlab.Lab, to netip.AddrPort, n int) []*net
 	return cs
 }
 
-// udpRounds sends per datagrams of random sizes on each socket, one at a
-// time (a lost datagram is sent again after a generous timeout, the net
-// against a hang), and checks every echo byte for byte. It returns the
-// retries.
-func udpRounds(t *testing.T, cs []*net.UDPConn, per int, seed uint64) int {
-	t.Helper()
-	// One exchange first, alone: until B's kernel has resolved A's
-	// address it queues only about 100 datagrams (unres_qlen_bytes) and
-	// drops the rest.
-	buf := make([]byte, 64)
-	cs[0].SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := cs[0].Write([]byte("warm-up")); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := cs[0].Read(buf); err != nil || string(buf[:n]) != "warm-up" {
-		t.Fatalf("warm-up echo: %q %v", buf[:n], err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	retries := 0
-	errs := make(chan error, len(cs))
-	for i, c := range cs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(seed, uint64(i)))
-			buf := make([]byte, 2048)
-			for k := range per {
-				p := make([]byte, 8+rng.IntN(1464))
-				for j := range p {
-					p[j] = byte(rng.Uint32())
-				}
-				p[0], p[1], p[2], p[3] = byte(i), byte(i>>8), byte(k), byte(k>>8)
-				for try := 0; ; try++ {
-					if try == 5 {
-						errs <- fmt.Errorf("socket %d datagram %d: no echo after %d tries", i, k, try)
-						return
-					}
-					if try > 0 {
-						mu.Lock()
-						retries++
-						mu.Unlock()
-					}
-					if _, err := c.Write(p); err != nil {
-						errs <- err
-						return
-					}
-					c.SetReadDeadline(time.Now().Add(2 * time.Second))
-					n, err := c.Read(buf)
-					if err != nil {
-						var ne net.Error
-						if errors.As(err, &ne) && ne.Timeout() {
-							continue
-						}
-						errs <- err
-						return
-					}
-					if !bytes.Equal(buf[:n], p) {
-						if n >= 4 && bytes.Equal(buf[:4], p[:4]) || n < 4 {
-							errs <- fmt.Errorf("socket %d datagram %d: echo differs (%d bytes, sent %d)", i, k, n, len(p))
-							return
-						}
-						continue // a late echo of an earlier try
-					}
-					break
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	return retries
-}
-
 // TestQueuesUDPEchoEveryQueue: on 2- and 4-queue labs, one echo server per
 // queue on the same port answers 128 kernel sockets (128 source ports,
 // which the kernel spreads over the queues), every byte checked; every
@@ -221,8 +145,7 @@ func TestQueuesUDPEchoEveryQueue(t *testing.T) {
 			lab, libs := labQueues(t, n, libos.Dedicated, nil)
 			srv := netip.AddrPortFrom(lab.AddrA.Addr(), 7)
 			wait := runAll(t, libs, udpEchoOn(srv))
-			cs := udpClients(t, lab, srv, 128)
-			retries := udpRounds(t, cs, 20, uint64(n))
+			retries := labtest.UDPEchoFlows(t, lab, srv, 128, 20, uint64(n))
 			wait()
 			for i, c := range counters(t, libs) {
 				t.Logf("queue %d: rx %d tx %d handoffs out %d in %d", libs[i].QueueID(), c.RxDescs, c.TxDescs, c.Handoffs.Out, c.Handoffs.In)

@@ -518,7 +518,8 @@ func TestTCPUnderLoss(t *testing.T) {
 			if err := lab.AddAddrA(kaddr); err != nil {
 				t.Fatal(err)
 			}
-			kecho := kernelEchoA(t, lab, netip.AddrPortFrom(kaddr.Addr(), 7))
+			kecho := netip.AddrPortFrom(kaddr.Addr(), 7)
+			kernelEchoTCP(t, lab, "A", kecho)
 			kc := dialTCPB(t, lab, kecho)
 			loss := withLoss(t, lab, rate)
 			start := time.Now()
@@ -562,34 +563,6 @@ func TestTCPUnderLoss(t *testing.T) {
 			}
 		})
 	}
-}
-
-// kernelEchoA runs a kernel TCP echo server on addr in namespace A, for
-// the lifetime of the test.
-func kernelEchoA(t testing.TB, lab *vethlab.Lab, addr netip.AddrPort) netip.AddrPort {
-	t.Helper()
-	var ln *net.TCPListener
-	if err := lab.RunInA(func() (err error) {
-		ln, err = net.ListenTCP("tcp4", net.TCPAddrFromAddrPort(addr))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.AcceptTCP()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-				c.CloseWrite()
-			}()
-		}
-	}()
-	return addr
 }
 
 // tcpLossBytes is how much each direction carries under loss.

@@ -173,7 +173,10 @@ func TestQueuesDialFromEveryQueue(t *testing.T) {
 	}
 	var handoffs uint64
 	for _, st := range sts {
-		c, _ := st.Counters()
+		c, err := st.Counters()
+		if err != nil {
+			t.Fatal(err)
+		}
 		handoffs += c.Handoffs.Out - c.Handoffs.ARPCopies
 		// No connection was reset while open, and no queue answered a
 		// segment it did not own with a reset. A reset may still reach

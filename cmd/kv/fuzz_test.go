@@ -22,11 +22,13 @@ func FuzzRESP(f *testing.F) {
 		if whole.String() != parts.String() {
 			t.Fatalf("whole:\n%s\ncut at %d:\n%s", whole, at, parts)
 		}
-		d := NewParser(4096, 1<<16)
-		d.Discard = true
-		n, perr := countRequests(d, split(data, at))
-		if n != len(whole.reqs) || perr != whole.err {
-			t.Fatalf("Discard: %d requests, error %q; want %d, %q", n, perr, len(whole.reqs), whole.err)
+		for _, in := range [][][]byte{split(data), split(data, at)} {
+			d := NewParser(4096, 1<<16)
+			d.Discard = true
+			n, perr := countRequests(d, in)
+			if n != len(whole.reqs) || perr != whole.err {
+				t.Fatalf("Discard, %d pieces: %d requests, error %q; want %d, %q", len(in), n, perr, len(whole.reqs), whole.err)
+			}
 		}
 		x := NewDB(NewStore(), 4096).NewSession(0)
 		var c Client

@@ -55,7 +55,6 @@ func (s *Stack) Listen(nw, address string) (net.Listener, error) {
 		k := s.newSock(qd, sockListener)
 		ln = &TCPListener{s: s, k: k, addr: tcpAddr(la), ac: newRequest(), cl: newRequest()}
 		ln.dl.r = &ln.ac
-		k.ln = ln
 		s.serveAccept(k) // post the first Accept
 		return nil
 	})

@@ -193,7 +193,6 @@ type sock struct {
 
 	tcp *TCPConn
 	udp *UDPConn
-	ln  *TCPListener
 }
 
 func (k *sock) rxPush(s *libos.SGA) {
@@ -704,14 +703,7 @@ func (s *Stack) serveWrite(k *sock) {
 // endWrite finishes the (acquired) writer with err.
 func (s *Stack) endWrite(k *sock, err error) {
 	it := k.writer
-	k.writer = item{}
-	if k.wsga != nil {
-		s.lib.SGAFree(k.wsga)
-		k.wsga = nil
-	}
-	if it.sga != nil {
-		s.lib.SGAFree(it.sga)
-	}
+	s.dropWrite(k)
 	it.r.err = err
 	s.finish(it.r, it.gen)
 }

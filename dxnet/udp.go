@@ -17,8 +17,7 @@ import (
 type UDPConn struct {
 	s            *Stack
 	k            *sock
-	laddr, raddr net.Addr
-	connected    bool
+	laddr, raddr net.Addr // raddr non-nil: connected by Dial
 
 	rmu, wmu sync.Mutex
 	rd, wr   request
@@ -34,7 +33,7 @@ func newUDPConn(s *Stack, k *sock, local, remote netip.AddrPort) *UDPConn {
 		c.laddr = a
 	}
 	if a := udpAddr(remote); a != nil {
-		c.raddr, c.connected = a, true
+		c.raddr = a
 	}
 	return c
 }
@@ -152,7 +151,7 @@ func (c *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 		return 0, c.opErr("write", dst, err)
 	}
 	switch {
-	case addr.IsValid() && c.connected:
+	case addr.IsValid() && c.raddr != nil:
 		return fail(unix.EISCONN)
 	case len(b) > c.s.maxDatagram:
 		return fail(unix.EMSGSIZE)

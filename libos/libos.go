@@ -320,6 +320,9 @@ func newLibOS(cfg Config, ifi *net.Interface, g *group, qi int) (*LibOS, error) 
 		Umem: l.um.Bytes(), FrameSize: uint32(cfg.FrameSize),
 		FillSize: rs, CompletionSize: rs, RXSize: rs, TXSize: rs,
 		Mode: cfg.XDPMode,
+		// A queue whose previous owner just died stays busy until the
+		// kernel has released that socket.
+		BusyWait: 3 * time.Second,
 	}
 	if g != nil && qi > 0 {
 		// The first queue registered the UMEM; the others share it,
@@ -327,16 +330,7 @@ func newLibOS(cfg Config, ifi *net.Interface, g *group, qi int) (*LibOS, error) 
 		// queue id: XDP_SHARED_UMEM gives every socket its own pair).
 		xcfg.Shared = g.libs[0].sock
 	}
-	// A queue whose previous owner just died stays busy until the kernel
-	// has released that socket: retry EBUSY for a little while.
-	for deadline := time.Now().Add(3 * time.Second); ; {
-		l.sock, err = xdp.Open(xcfg)
-		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
+	if l.sock, err = xdp.Open(xcfg); err != nil {
 		return nil, l.explainSocket(err)
 	}
 	mode := bpf.Dedicated

@@ -84,6 +84,12 @@ type Config struct {
 	// Fill and Completion return Shared's rings, which stay single-producer
 	// and single-consumer across both sockets.
 	Shared *Socket
+	// BusyWait is how long Open keeps retrying a bind that fails with
+	// EBUSY, every 20 ms, before it returns the error. The kernel releases
+	// a closed socket's hold on its queue from a workqueue, so a queue
+	// whose previous owner has just closed or exited stays busy for a
+	// moment; 0 returns EBUSY at once.
+	BusyWait time.Duration
 }
 
 // Stats are the kernel's per-socket counters (XDP_STATISTICS).
@@ -124,6 +130,19 @@ func Open(cfg Config) (*Socket, error) {
 	if err := cfg.normalize(); err != nil {
 		return nil, err
 	}
+	deadline := time.Now().Add(cfg.BusyWait)
+	for {
+		s, err := openOnce(&cfg)
+		if !errors.Is(err, unix.EBUSY) || !time.Now().Before(deadline) {
+			return s, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// openOnce is one attempt of Open on a normalized cfg.
+func openOnce(c *Config) (*Socket, error) {
+	cfg := *c
 	if cfg.Shared != nil {
 		s, _, err := open(&cfg, unix.XDP_SHARED_UMEM)
 		return s, err

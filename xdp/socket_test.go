@@ -434,3 +434,50 @@ func BenchmarkTXBatchKick(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/64, "ns/frame")
 }
+
+// A queue held by another socket: Open returns EBUSY at once without
+// BusyWait, after retrying with it, and takes the queue once its holder
+// closes while Open waits.
+func TestOpenBusyWait(t *testing.T) {
+	l := newLab(t)
+	cfg := Config{Ifindex: l.a.Attrs().Index, Umem: mapUmem(t), FrameSize: testFrameSize}
+	holder := openOrFail(t, cfg)
+
+	second := cfg
+	second.Umem = mapUmem(t)
+	if s, err := Open(second); !errors.Is(err, unix.EBUSY) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("queue held by another socket: %v, want EBUSY", err)
+	}
+	second.BusyWait = 100 * time.Millisecond
+	start := time.Now()
+	if s, err := Open(second); !errors.Is(err, unix.EBUSY) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("with BusyWait, queue held throughout: %v, want EBUSY", err)
+	}
+	if waited := time.Since(start); waited < second.BusyWait {
+		t.Errorf("gave up after %v, before BusyWait %v", waited, second.BusyWait)
+	}
+
+	// The holder closes while Open waits: the kernel's deferred release
+	// frees the queue, and Open takes it. The wait is generous: nothing
+	// here depends on how long the release takes, short of a minute.
+	closed := make(chan error, 1)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		closed <- holder.Close()
+	}()
+	second.BusyWait = time.Minute
+	s, err := Open(second)
+	if err != nil {
+		t.Fatalf("Open while the holder closes: %v", err)
+	}
+	s.Close()
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+}

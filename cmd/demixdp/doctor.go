@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -593,6 +594,9 @@ func (d *doctor) bindProbe() {
 	cfg := xdp.Config{
 		Ifindex: d.link.Attrs().Index, QueueID: d.o.queue, Umem: mem, FrameSize: uint32(d.o.frameSize),
 		FillSize: 32, CompletionSize: 32, RXSize: 32, TXSize: 32,
+		// The probe of a doctor run a moment ago (or a libOS that just
+		// exited) holds the queue until the kernel's deferred release.
+		BusyWait: 3 * time.Second,
 	}
 	s, err := xdp.Open(cfg)
 	if err != nil {

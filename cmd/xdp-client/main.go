@@ -41,7 +41,6 @@ import (
 	"slices"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/demixdp/demixdp/bpf"
@@ -143,10 +142,13 @@ func run(o options) (int, error) {
 	}
 	defer u.Close()
 	rs := uint32(o.frames / 2)
-	sock, err := openSocket(xdp.Config{
+	sock, err := xdp.Open(xdp.Config{
 		Ifindex: ifc.Index, QueueID: o.queue,
 		Umem: u.Bytes(), FrameSize: uint32(u.FrameSize()),
 		FillSize: rs, CompletionSize: rs, RXSize: rs, TXSize: rs,
+		// The previous owner of the queue (a run that just exited) is
+		// released by the kernel from deferred work.
+		BusyWait: 3 * time.Second,
 	})
 	if err != nil {
 		return 2, err
@@ -215,19 +217,6 @@ func run(o options) (int, error) {
 		return 1, nil
 	}
 	return 0, nil
-}
-
-// openSocket retries EBUSY for up to 3 s: a previous owner of the queue is
-// released by the kernel from deferred work after its process exits.
-func openSocket(cfg xdp.Config) (*xdp.Socket, error) {
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		s, err := xdp.Open(cfg)
-		if err == nil || !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
-			return s, err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func writeSamples(path string, s []int64) error {

@@ -38,7 +38,6 @@ import (
 	"os"
 	"runtime"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/demixdp/demixdp/bpf"
@@ -105,20 +104,6 @@ func ringSize(n int) uint32 {
 	return s
 }
 
-// openSocket opens the AF_XDP socket, retrying EBUSY for up to 3 seconds:
-// when the previous owner of the queue died, the kernel releases the queue
-// from deferred work, shortly after the process is gone.
-func openSocket(cfg xdp.Config) (*xdp.Socket, error) {
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		s, err := xdp.Open(cfg)
-		if err == nil || !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
-			return s, err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func run(o options) error {
 	if o.iface == "" {
 		return errors.New("-iface is required")
@@ -154,11 +139,14 @@ func run(o options) error {
 		return err
 	}
 	rs := ringSize(o.frames)
-	sock, err := openSocket(xdp.Config{
+	sock, err := xdp.Open(xdp.Config{
 		Ifindex: ifc.Index, QueueID: int(o.queue),
 		Umem: u.Bytes(), FrameSize: uint32(u.FrameSize()),
 		FillSize: rs, CompletionSize: rs, RXSize: rs, TXSize: rs,
 		Mode: mode,
+		// The previous owner of the queue (a run that just exited) is
+		// released by the kernel from deferred work.
+		BusyWait: 3 * time.Second,
 	})
 	if err != nil {
 		return err

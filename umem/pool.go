@@ -1,9 +1,6 @@
 package umem
 
-import (
-	"fmt"
-	"math"
-)
+import "fmt"
 
 // Stats counts what a Pool has done, including misuse it refused.
 type Stats struct {
@@ -24,14 +21,13 @@ type Stats struct {
 // frame range; NewPool does not check that ranges of different pools are
 // disjoint.
 type Pool struct {
-	u     *UMEM
-	first uint32
-	count uint32
-	free  []uint32 // stack of free frame indices (absolute); free[:top] valid
-	top   int
-	state []State  // by idx-first
-	refs  []uint32 // by idx-first
-	stats Stats
+	u      *UMEM
+	first  uint32
+	count  uint32
+	free   []uint32 // stack of free frame indices (absolute); free[:top] valid
+	top    int
+	frames []frame // by idx-first
+	stats  Stats
 }
 
 // NewPool returns a pool owning frames [first, first+count) of u, all free.
@@ -48,13 +44,12 @@ func NewPool(u *UMEM, first, count uint32) (*Pool, error) {
 		return nil, fmt.Errorf("%w: frames [%d, %d) outside the UMEM's %d frames", ErrInvalidConfig, first, uint64(first)+uint64(count), u.numFrames)
 	}
 	p := &Pool{
-		u:     u,
-		first: first,
-		count: count,
-		free:  make([]uint32, count),
-		top:   int(count),
-		state: make([]State, count),
-		refs:  make([]uint32, count),
+		u:      u,
+		first:  first,
+		count:  count,
+		free:   make([]uint32, count),
+		top:    int(count),
+		frames: make([]frame, count),
 	}
 	// Lowest index on top, so the first Alloc returns first.
 	for i := range p.free {
@@ -87,7 +82,7 @@ func (p *Pool) State(idx uint32) State {
 	if !p.Contains(idx) {
 		return StateInvalid
 	}
-	return p.state[idx-p.first]
+	return p.frames[idx-p.first].state
 }
 
 // Refs returns the reference count of frame idx, or -1 if idx is not a frame
@@ -96,7 +91,7 @@ func (p *Pool) Refs(idx uint32) int {
 	if !p.Contains(idx) {
 		return -1
 	}
-	return int(p.refs[idx-p.first])
+	return int(p.frames[idx-p.first].refs)
 }
 
 // pop takes a free frame off the stack and gives it state s and refs r.
@@ -112,14 +107,14 @@ func (p *Pool) pop(s State, r uint32) (uint32, error) {
 	p.top--
 	idx := p.free[p.top]
 	i := idx - p.first
-	p.state[i], p.refs[i] = s, r
+	p.frames[i] = frame{s, r}
 	p.stats.Allocs++
 	return idx, nil
 }
 
 // push returns frame i (relative) to the free list.
 func (p *Pool) push(i uint32) {
-	p.state[i], p.refs[i] = StateFree, 0
+	p.frames[i] = frame{}
 	p.free[p.top] = p.first + i
 	p.top++
 	p.stats.Frees++
@@ -145,9 +140,18 @@ func (p *Pool) index(idx uint32) (uint32, error) {
 	return i, nil
 }
 
-// bad records and returns an impossible transition.
-func (p *Pool) bad(op string, idx uint32, s State) error {
-	p.stats.BadTransitions++
+// refuse counts a refused transition of frame idx from state s and returns
+// its error: ErrDoubleFree for an Unref without holder, ErrBadTransition
+// otherwise.
+func (st *Stats) refuse(o outcome, op string, idx uint32, s State) error {
+	switch o {
+	case noHolder:
+		st.DoubleFrees++
+		return fmt.Errorf("%w: frame %d in state %v", ErrDoubleFree, idx, s)
+	case refOverflow:
+		op += " (count overflow)"
+	}
+	st.BadTransitions++
 	return fmt.Errorf("%w: %s of frame %d in state %v", ErrBadTransition, op, idx, s)
 }
 
@@ -158,10 +162,10 @@ func (p *Pool) Received(idx uint32) error {
 	if err != nil {
 		return err
 	}
-	if s := p.state[i]; s != StateFill {
-		return p.bad("Received", idx, s)
+	if s := p.frames[i].state; s != StateFill {
+		return p.stats.refuse(refused, "Received", idx, s)
 	}
-	p.state[i], p.refs[i] = StateRX, 1
+	p.frames[i] = frame{StateRX, 1}
 	return nil
 }
 
@@ -171,16 +175,8 @@ func (p *Pool) Ref(idx uint32) error {
 	if err != nil {
 		return err
 	}
-	switch s := p.state[i]; s {
-	case StateRX, StateApp, StateTX:
-		if p.refs[i] == math.MaxUint32 {
-			return p.bad("Ref (count overflow)", idx, s)
-		}
-		p.refs[i]++
-		return nil
-	default:
-		return p.bad("Ref", idx, s)
-	}
+	f, o := p.frames[i].ref()
+	return p.settle("Ref", idx, i, f, o)
 }
 
 // Unref drops a holder of frame idx. When the last holder goes, an RX or
@@ -193,22 +189,8 @@ func (p *Pool) Unref(idx uint32) error {
 	if err != nil {
 		return err
 	}
-	switch s := p.state[i]; s {
-	case StateRX, StateApp, StateTX:
-		p.refs[i]--
-		if p.refs[i] > 0 {
-			return nil
-		}
-		if s == StateTX {
-			p.state[i] = StateAwaitCompletion
-		} else {
-			p.push(i)
-		}
-		return nil
-	default:
-		p.stats.DoubleFrees++
-		return fmt.Errorf("%w: frame %d in state %v", ErrDoubleFree, idx, s)
-	}
+	f, o := p.frames[i].unref()
+	return p.settle("Unref", idx, i, f, o)
 }
 
 // SubmitTX records that frame idx was posted to the TX ring: RX/App -> TX.
@@ -219,13 +201,8 @@ func (p *Pool) SubmitTX(idx uint32) error {
 	if err != nil {
 		return err
 	}
-	switch s := p.state[i]; s {
-	case StateRX, StateApp:
-		p.state[i] = StateTX
-		return nil
-	default:
-		return p.bad("SubmitTX", idx, s)
-	}
+	f, o := p.frames[i].submitTX()
+	return p.settle("SubmitTX", idx, i, f, o)
 }
 
 // Completed records that the completion ring returned frame idx: TX -> App
@@ -236,20 +213,23 @@ func (p *Pool) Completed(idx uint32) error {
 	if err != nil {
 		return err
 	}
-	return p.complete("Completed", idx, i)
+	f, o := p.frames[i].complete()
+	return p.settle("Completed", idx, i, f, o)
 }
 
-func (p *Pool) complete(op string, idx, i uint32) error {
-	switch s := p.state[i]; s {
-	case StateTX:
-		p.state[i] = StateApp
+// settle stores frame i (index idx) after a transition with outcome o:
+// kept, put back on the free list when released, or, when refused (f
+// unchanged), counted and returned as an error.
+func (p *Pool) settle(op string, idx, i uint32, f frame, o outcome) error {
+	switch o {
+	case held:
+		p.frames[i] = f
 		return nil
-	case StateAwaitCompletion:
+	case released:
 		p.push(i)
 		return nil
-	default:
-		return p.bad(op, idx, s)
 	}
+	return p.stats.refuse(o, op, idx, f.state)
 }
 
 // Reclaim takes frame idx back from the kernel on teardown, when no
@@ -264,9 +244,10 @@ func (p *Pool) Reclaim(idx uint32) error {
 	if err != nil {
 		return err
 	}
-	if p.state[i] == StateFill {
+	if p.frames[i].state == StateFill {
 		p.push(i)
 		return nil
 	}
-	return p.complete("Reclaim", idx, i)
+	f, o := p.frames[i].complete()
+	return p.settle("Reclaim", idx, i, f, o)
 }

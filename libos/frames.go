@@ -10,64 +10,55 @@ import (
 // share of the UMEM, live in a umem.Pool over that share's frame range. A
 // queue of a group (OpenQueues) also receives frames from the other
 // queues' loops (hand-offs: a descriptor passed between loops, the frame
-// itself never copied); those stay the lender's, and this queue only
-// tracks their state and holders beside the pool, with the pool's rules,
-// until the last holder lets go and the frame goes back to its owner.
+// itself never copied); those stay the lender's, and this queue tracks
+// them in umem.Loans, with the pool's rules, until the last holder lets go
+// and the frame goes back to its owner. Loans grows with the frames
+// borrowed at once, not with the UMEM, so a group's memory for them is
+// proportional to its hand-offs in flight, not to queues × frames.
 //
-// Outside a group foreign is nil and every call goes straight to the
-// pool. Like the pool, a framePool belongs to the queue's loop goroutine.
+// Outside a group every call goes straight to the pool. Like the pool, a
+// framePool belongs to the queue's loop goroutine.
 type framePool struct {
 	*umem.Pool
-	l       *LibOS
-	foreign []foreignFrame // by frame index over the whole UMEM; nil outside a group
-	held    int            // lent frames this queue holds now
-}
-
-// foreignFrame is the state of a frame another queue lent this one. Its
-// zero value (StateFree) means "not lent to us".
-type foreignFrame struct {
-	state umem.State
-	refs  uint32
+	l     *LibOS
+	group bool
+	loans umem.Loans
 }
 
 func (p *framePool) init(l *LibOS, pool *umem.Pool) {
-	p.Pool, p.l = pool, l
-	if l.grp != nil {
-		p.foreign = make([]foreignFrame, l.um.NumFrames())
-	}
+	p.Pool, p.l, p.group = pool, l, l.grp != nil
 }
 
 // home reports whether f is one of this queue's own frames (or there is
 // nothing else it could be).
-func (p *framePool) home(f uint32) bool { return p.foreign == nil || p.Contains(f) }
+func (p *framePool) home(f uint32) bool { return !p.group || p.Contains(f) }
+
+// held returns the number of lent frames this queue holds now.
+func (p *framePool) held() int { return p.loans.Len() }
 
 // borrow takes frame f, which another queue received and handed to this
 // one, into its accounting: RX with one reference, the receiver's.
 func (p *framePool) borrow(f uint32) error {
-	if int(f) >= len(p.foreign) || p.Contains(f) {
-		return fmt.Errorf("%w: frame %d lent to the queue that owns it", umem.ErrNotFrame, f)
+	if p.Contains(f) || int(f) >= p.UMEM().NumFrames() {
+		return fmt.Errorf("%w: frame %d lent to queue %d, which owns it or has no such frame", umem.ErrNotFrame, f, p.l.qi)
 	}
-	ff := &p.foreign[f]
-	if ff.state != umem.StateFree {
-		return fmt.Errorf("%w: frame %d lent twice (state %v)", umem.ErrBadTransition, f, ff.state)
-	}
-	ff.state, ff.refs = umem.StateRX, 1
-	p.held++
-	return nil
+	return p.loans.Borrow(f)
 }
 
-// letGo ends this queue's hold on a lent frame: it goes back to its owner.
-func (p *framePool) letGo(f uint32) {
-	p.foreign[f] = foreignFrame{}
-	p.held--
-	p.l.giveBack(f)
+// back passes a lent frame whose last holder went back to its owner.
+func (p *framePool) back(f uint32, back bool, err error) error {
+	if back {
+		p.l.giveBack(f)
+	}
+	return err
 }
 
-func (p *framePool) lent(f uint32) (*foreignFrame, error) {
-	if int(f) >= len(p.foreign) {
-		return nil, fmt.Errorf("%w: frame %d", umem.ErrNotFrame, f)
-	}
-	return &p.foreign[f], nil
+// Stats is umem.Pool.Stats with the misuse of lent frames counted too.
+func (p *framePool) Stats() umem.Stats {
+	s, ls := p.Pool.Stats(), p.loans.Stats()
+	s.DoubleFrees += ls.DoubleFrees
+	s.BadTransitions += ls.BadTransitions
+	return s
 }
 
 // State is umem.Pool.State, for lent frames too.
@@ -75,10 +66,10 @@ func (p *framePool) State(f uint32) umem.State {
 	if p.home(f) {
 		return p.Pool.State(f)
 	}
-	if int(f) >= len(p.foreign) {
+	if int(f) >= p.UMEM().NumFrames() {
 		return umem.StateInvalid
 	}
-	return p.foreign[f].state
+	return p.loans.State(f)
 }
 
 // Ref is umem.Pool.Ref, for lent frames too.
@@ -86,16 +77,7 @@ func (p *framePool) Ref(f uint32) error {
 	if p.home(f) {
 		return p.Pool.Ref(f)
 	}
-	ff, err := p.lent(f)
-	if err != nil {
-		return err
-	}
-	switch ff.state {
-	case umem.StateRX, umem.StateApp, umem.StateTX:
-		ff.refs++
-		return nil
-	}
-	return fmt.Errorf("%w: Ref of lent frame %d in state %v", umem.ErrBadTransition, f, ff.state)
+	return p.loans.Ref(f)
 }
 
 // Unref is umem.Pool.Unref, for lent frames too: a lent frame whose last
@@ -105,23 +87,8 @@ func (p *framePool) Unref(f uint32) error {
 	if p.home(f) {
 		return p.Pool.Unref(f)
 	}
-	ff, err := p.lent(f)
-	if err != nil {
-		return err
-	}
-	switch ff.state {
-	case umem.StateRX, umem.StateApp, umem.StateTX:
-		if ff.refs--; ff.refs > 0 {
-			return nil
-		}
-		if ff.state == umem.StateTX {
-			ff.state = umem.StateAwaitCompletion
-			return nil
-		}
-		p.letGo(f)
-		return nil
-	}
-	return fmt.Errorf("%w: lent frame %d in state %v", umem.ErrDoubleFree, f, ff.state)
+	back, err := p.loans.Unref(f)
+	return p.back(f, back, err)
 }
 
 // SubmitTX is umem.Pool.SubmitTX, for lent frames too (a queue may send
@@ -130,16 +97,7 @@ func (p *framePool) SubmitTX(f uint32) error {
 	if p.home(f) {
 		return p.Pool.SubmitTX(f)
 	}
-	ff, err := p.lent(f)
-	if err != nil {
-		return err
-	}
-	switch ff.state {
-	case umem.StateRX, umem.StateApp:
-		ff.state = umem.StateTX
-		return nil
-	}
-	return fmt.Errorf("%w: SubmitTX of lent frame %d in state %v", umem.ErrBadTransition, f, ff.state)
+	return p.loans.SubmitTX(f)
 }
 
 // Completed is umem.Pool.Completed, for lent frames too.
@@ -147,17 +105,6 @@ func (p *framePool) Completed(f uint32) error {
 	if p.home(f) {
 		return p.Pool.Completed(f)
 	}
-	ff, err := p.lent(f)
-	if err != nil {
-		return err
-	}
-	switch ff.state {
-	case umem.StateTX:
-		ff.state = umem.StateApp
-		return nil
-	case umem.StateAwaitCompletion:
-		p.letGo(f)
-		return nil
-	}
-	return fmt.Errorf("%w: Completed of lent frame %d in state %v", umem.ErrBadTransition, f, ff.state)
+	back, err := p.loans.Completed(f)
+	return p.back(f, back, err)
 }

@@ -372,7 +372,7 @@ func (l *LibOS) dropInbox() {
 // LibOS's: the hand-off gauges, and the steering program's counters of
 // this queue alone (the program is the group's).
 func (l *LibOS) groupCounters(c *Counters) {
-	c.Handoffs.Held = uint64(l.pool.held)
+	c.Handoffs.Held = uint64(l.pool.held())
 	c.Handoffs.Lent = uint64(l.hof.lentTotal)
 	qs, err := l.steer.QueueCounters()
 	if err != nil {

@@ -192,8 +192,8 @@ func TestFramePoolLentFrames(t *testing.T) {
 	if err := l.pool.borrow(5); err != nil {
 		t.Fatal(err)
 	}
-	if l.pool.State(5) != umem.StateRX || l.pool.held != 1 {
-		t.Fatalf("lent frame: state %v held %d", l.pool.State(5), l.pool.held)
+	if l.pool.State(5) != umem.StateRX || l.pool.held() != 1 {
+		t.Fatalf("lent frame: state %v held %d", l.pool.State(5), l.pool.held())
 	}
 	if err := l.pool.borrow(5); !errors.Is(err, umem.ErrBadTransition) {
 		t.Fatalf("lent twice: %v", err)
@@ -206,11 +206,17 @@ func TestFramePoolLentFrames(t *testing.T) {
 		t.Fatalf("given back with a holder left: %v", vs)
 	}
 	l.pool.Unref(5)
-	if vs := returned(); len(vs) != 1 || vs[0] != 5 || l.pool.held != 0 {
-		t.Fatalf("given back: %v, held %d", vs, l.pool.held)
+	if vs := returned(); len(vs) != 1 || vs[0] != 5 || l.pool.held() != 0 {
+		t.Fatalf("given back: %v, held %d", vs, l.pool.held())
 	}
 	if err := l.pool.Unref(5); !errors.Is(err, umem.ErrDoubleFree) {
 		t.Fatalf("double free of a lent frame: %v", err)
+	}
+	if s := l.pool.Stats(); s.DoubleFrees != 1 {
+		t.Fatalf("double free of a lent frame not counted: %+v", s)
+	}
+	if err := l.pool.borrow(200); !errors.Is(err, umem.ErrNotFrame) {
+		t.Fatalf("borrowed a frame beyond the UMEM: %v", err)
 	}
 
 	// Echoed and freed at once: back only after the TX completion.

@@ -363,8 +363,11 @@ func newLibOS(cfg Config, ifi *net.Interface, g *group, qi int) (*LibOS, error) 
 		return nil, err
 	}
 	l.link.l = l
-	l.link.tags = make([]uint64, l.um.NumFrames()) // a queue of a group may send frames lent by the others
-	frames := l.pool.Len()                         // this queue's share of the UMEM
+	frames := l.pool.Len() // this queue's share of the UMEM
+	l.link.tags = make([]uint64, frames)
+	if g != nil {
+		l.link.lentTags = make(map[uint32]uint64) // a queue of a group may send frames lent by the others
+	}
 	// Frames are the scarce resource of a zero-copy stack: queues waiting
 	// for ACKs or for the application must never hold so many that no
 	// frame is left to receive those ACKs into. The fill ring keeps up to

@@ -12,10 +12,38 @@ import (
 // xskLink is the netstack's view of the AF_XDP socket: nic.Link and
 // nic.Clock over the UMEM pool and the TX ring.
 type xskLink struct {
-	l        *LibOS
-	tags     []uint64 // per frame: the push token its transmission completes
-	queued   int      // TX descriptors submitted since the last kick
-	inflight int      // frames on the TX ring not yet completed
+	l    *LibOS
+	tags []uint64 // by own frame (index - pool.First): the push token its transmission completes
+	// lentTags holds the same for frames other queues of a group lent
+	// this one (nonzero tokens only): few, their indices spanning the
+	// whole UMEM, so a map rather than a table per queue over every frame.
+	lentTags map[uint32]uint64
+	queued   int // TX descriptors submitted since the last kick
+	inflight int // frames on the TX ring not yet completed
+}
+
+// setTag records the push token whose completion frame f's transmission
+// brings (0: none).
+func (k *xskLink) setTag(f uint32, tag uint64) {
+	if i := f - k.l.pool.First(); i < uint32(len(k.tags)) {
+		k.tags[i] = tag
+	} else if tag != 0 {
+		k.lentTags[f] = tag
+	}
+}
+
+// takeTag returns and forgets the push token of frame f.
+func (k *xskLink) takeTag(f uint32) uint64 {
+	if i := f - k.l.pool.First(); i < uint32(len(k.tags)) {
+		tag := k.tags[i]
+		k.tags[i] = 0
+		return tag
+	}
+	tag, ok := k.lentTags[f]
+	if ok {
+		delete(k.lentTags, f)
+	}
+	return tag
 }
 
 func (k *xskLink) HardwareAddr() [6]byte { return k.l.mac }
@@ -73,7 +101,7 @@ func (k *xskLink) Transmit(b nic.Buf, tag uint64) error {
 	if l.mon.cap != nil {
 		l.captureOutput(b)
 	}
-	k.tags[b.Frame] = tag
+	k.setTag(b.Frame, tag)
 	k.queued++
 	k.inflight++
 	l.ctr.TxDescs++
@@ -167,8 +195,7 @@ func (l *LibOS) reap() int {
 			l.ctr.BadDescs++
 			continue
 		}
-		tag := l.link.tags[f]
-		l.link.tags[f] = 0
+		tag := l.link.takeTag(f)
 		l.link.inflight--
 		if l.pool.Completed(f) != nil {
 			l.ctr.OwnershipErrors++

@@ -775,3 +775,24 @@ func TestOpenQueuesRefusesBadLists(t *testing.T) {
 		t.Errorf("a missing interface: %v", err)
 	}
 }
+
+// TestQueuesHeapScalesWithShare: a group's Go heap grows with its frames,
+// not with queues × frames. Each queue keeps tables over its own share of
+// the UMEM and tracks the frames other queues lend it in proportion to
+// what it holds; tables over the whole UMEM in every queue cost 16 B ×
+// frames × queues (196 B per frame at 8 queues, against 80 now).
+func TestQueuesHeapScalesWithShare(t *testing.T) {
+	const n, perQueue = 8, 4096
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, libs := labQueues(t, n, libos.Dedicated, func(c *libos.Config) { c.Frames = n * perQueue })
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(libs)
+	perFrame := float64(after.HeapAlloc-before.HeapAlloc) / (n * perQueue)
+	t.Logf("%d queues, %d frames: %.0f KiB of heap, %.1f B per frame", n, n*perQueue, float64(after.HeapAlloc-before.HeapAlloc)/1024, perFrame)
+	if perFrame > 120 {
+		t.Errorf("%.1f B of heap per frame at %d queues: some table grows with queues × frames", perFrame, n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/demixdp/demixdp/netstack/nic"
 	"github.com/demixdp/demixdp/netstack/tcp"
 )
 
@@ -124,5 +125,59 @@ func TestFullDataSegmentIsFollowedBySACK(t *testing.T) {
 	f.push(e, payload(mss), 3)
 	if s := f.sent(); len(s) != 1 || s[0].o.NumSACK != 0 {
 		t.Fatalf("without a hole: sent %s, want the segment alone", describe(s))
+	}
+}
+
+// Within a receive batch, output runs for every ACK that arrives; while a
+// receive hole lasts, the pure ACK carrying SACK blocks after full-sized
+// data goes once, at the end of the batch, not after each ACK's segments.
+func TestSACKAfterFullSegmentsOncePerBatch(t *testing.T) {
+	f, e, iss := sackConn(t)
+	mss := e.SndMSS()
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 201, ack: iss + 1, data: payload(100)})
+	f.one(tcp.FlagACK)
+	blk := tcp.SACKBlock{Start: peerISN + 201, End: peerISN + 301}
+
+	// One Send of 30 segments: the initial window goes, then one ACK.
+	bufs := make([]nic.Buf, 30)
+	for i := range bufs {
+		b, err := f.link.Alloc()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Len = copy(b.Data[b.Off:], payload(mss))
+		bufs[i] = b
+	}
+	if err := e.Send(bufs, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bufs {
+		f.link.Release(b.Frame)
+	}
+	first := f.sent()
+	if n := len(first); n < 2 || len(first[n-1].payload) != 0 || first[n-1].o.NumSACK != 1 {
+		t.Fatalf("one Send: sent %s, want data then one pure ACK with SACK", describe(first))
+	}
+
+	// Three ACKs in one batch, each acknowledging a segment: each lets
+	// more full segments go, and one pure ACK ends the batch.
+	f.batch(func() {
+		for k := 1; k <= 3; k++ {
+			f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 1, ack: iss + 1 + tcp.Seq(k*mss)})
+		}
+	})
+	s := f.sent()
+	data, pure := 0, 0
+	for _, x := range s {
+		if len(x.payload) == mss {
+			data++
+		} else if len(x.payload) == 0 {
+			pure++
+		}
+	}
+	last := s[len(s)-1]
+	if data < 3 || pure != 1 || len(last.payload) != 0 || last.o.NumSACK != 1 || last.o.SACK[0] != blk {
+		t.Fatalf("a batch of 3 ACKs: sent %s (%d full segments, %d pure ACKs), want full segments then one pure ACK with SACK %v",
+			describe(s), data, pure, blk)
 	}
 }

@@ -477,7 +477,16 @@ func (e *Endpoint) output() {
 		}
 	}
 	if e.sackOwed {
-		e.sendAck()
+		if e.p.inBatch {
+			// Output runs for every ACK of a receive batch: one pure
+			// ACK with the blocks at its end does for all of them.
+			e.deferAck()
+			if e.delackAt == 0 {
+				e.delackAt = now + int64(e.p.cfg.DelayedACK)
+			}
+		} else {
+			e.sendAck()
+		}
 	}
 	switch {
 	case e.sndMax != e.sndUna:
@@ -538,7 +547,7 @@ func (e *Endpoint) onTimer(now int64) {
 	}
 	if e.delackAt != 0 && now >= e.delackAt {
 		e.delackAt = 0
-		if e.unacked > 0 || e.ackNow {
+		if e.unacked > 0 || e.ackNow || e.sackOwed {
 			e.sendAck()
 		}
 	}

@@ -210,6 +210,7 @@ type Proto struct {
 	tw      twTable
 	bud     budget
 	ackList []*Endpoint // ACKs deferred to the end of the receive batch
+	inBatch bool        // between Input and EndBatch
 	// Pools of queue arrays (pool.go).
 	rpool  ringPool[reasmEntry[nic.Buf]]
 	sqPool ringPool[txSeg]
@@ -391,6 +392,7 @@ func (p *Proto) Input(b nic.Buf, src, dst [4]byte) bool {
 		return false
 	}
 	p.ctr.SegsIn++
+	p.inBatch = true
 	p.pressure()
 	t := Tuple{LocalAddr: dst, LocalPort: h.DstPort(), RemoteAddr: src, RemotePort: h.SrcPort()}
 	seg := segment{h: h, b: b, flags: f, opts: &p.opts}
@@ -429,15 +431,18 @@ func (p *Proto) Input(b nic.Buf, src, dst [4]byte) bool {
 // spares the peer and, on a copy-mode link, one transmission per pair of
 // segments. Out-of-order data, a FIN and window updates are still
 // acknowledged at once, and a connection never waits longer than
-// maxStretch bytes for its ACK. A caller that never calls EndBatch gets its
+// maxStretch bytes for its ACK. The pure ACK carrying SACK blocks that
+// follows full-sized data segments while a receive hole lasts goes here
+// too, once for all the segments the batch's ACKs released. A caller that never calls EndBatch gets its
 // ACKs from the delayed-ACK timer.
 //
 //demixdp:hotpath — allocates nothing in steady state.
 func (p *Proto) EndBatch() {
+	p.inBatch = false
 	for i, e := range p.ackList {
 		p.ackList[i] = nil
 		e.ackQueued = false
-		if e.unacked > 0 || e.ackNow {
+		if e.unacked > 0 || e.ackNow || e.sackOwed {
 			e.sendAck()
 			e.schedule()
 		}

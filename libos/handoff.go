@@ -135,7 +135,7 @@ func (g *group) owner(b []byte, self int) int {
 	case 0x0806:
 		// ARP for our address (target protocol address at 38): every
 		// queue resolves its own neighbours, so every queue learns.
-		if g.dedicated && len(b) >= 42 && [4]byte(b[38:42]) == g.addr {
+		if !g.shared && len(b) >= 42 && [4]byte(b[38:42]) == g.addr {
 			return arpShare
 		}
 		return mine
@@ -317,20 +317,6 @@ func (l *LibOS) inboxPending() bool {
 		}
 	}
 	return false
-}
-
-// readyToSleep is block's last look before poll(2) in a group: it says the
-// loop is about to sleep, then looks at its rings. A producer puts its
-// entry, then reads the flag (ring); both sides use sequentially
-// consistent atomics, so either the producer sees the flag and writes the
-// eventfd, or this look sees the entry and the loop does not sleep.
-func (l *LibOS) readyToSleep() bool {
-	l.wake.sleeping.Store(1)
-	if l.inboxPending() {
-		l.wake.sleeping.Store(0)
-		return false
-	}
-	return true
 }
 
 // ring wakes the loop if it is asleep (or about to be) in poll(2), without

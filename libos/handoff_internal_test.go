@@ -62,7 +62,7 @@ func TestDescPacking(t *testing.T) {
 // testGroup is a group of n queues with nothing behind it but the port
 // tables and rings, for the dispatch and frame tests.
 func testGroup(n int) *group {
-	g := &group{n: n, tcp: new(portTable), udp: new(portTable), dedicated: true, addr: [4]byte{198, 51, 100, 1},
+	g := &group{n: n, tcp: new(portTable), udp: new(portTable), addr: [4]byte{198, 51, 100, 1},
 		alive: make([]atomic.Bool, n), lendCap: 16, lendMax: 32, share: 64}
 	g.lends, g.backs = make([][]*ring, n), make([][]*ring, n)
 	for i := range n {
@@ -135,7 +135,7 @@ func TestGroupOwner(t *testing.T) {
 			t.Errorf("%s: owner %d, want %d", c.name, got, c.want)
 		}
 	}
-	g.dedicated = false
+	g.shared = true
 	if got := g.owner(arpFrame(2, ours), 0); got != mine {
 		t.Errorf("shared mode ARP: owner %d, want mine", got)
 	}

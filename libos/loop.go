@@ -355,10 +355,6 @@ func (l *LibOS) block(now, deadline int64) {
 			d = 0
 		}
 	}
-	if l.grp != nil && !l.readyToSleep() {
-		return // another queue's loop handed this one work (handoff.go)
-	}
-	l.ctr.Sleeps++
 	if err := l.sleep(d); err != nil { // the socket and Wake's eventfd
 		l.ctr.PollErrors++
 	}

@@ -24,15 +24,13 @@ const MaxQueues = 64
 // port table is read with atomic loads and the rings are lock-free; mu
 // only orders changes of the steering program's port map.
 type group struct {
-	n         int
-	ids       []int // queue ids, by index
-	libs      []*LibOS
-	um        *umem.UMEM
-	steer     *bpf.Steering
-	share     uint32 // frames per queue; the last queue also gets the remainder
-	dedicated bool
-	addr      [4]byte // the address the queues share
-	shared    bool    // Shared mode: the steering program's port map follows the port table
+	n      int
+	libs   []*LibOS
+	um     *umem.UMEM
+	steer  *bpf.Steering
+	share  uint32  // frames per queue; the last queue also gets the remainder
+	addr   [4]byte // the address the queues share
+	shared bool    // Shared mode: the steering program's port map follows the port table (else Dedicated)
 
 	tcp, udp       *portTable
 	tcpRSS, udpRSS *rss.Chooser // nil: the NIC's hash is unknown, replies are handed off
@@ -134,9 +132,9 @@ func OpenQueues(cfg Config) ([]*LibOS, error) {
 	}
 	n := len(cfg.QueueIDs)
 	g := &group{
-		n: n, ids: cfg.QueueIDs, libs: make([]*LibOS, 0, n),
-		share:     uint32(cfg.Frames / n),
-		dedicated: cfg.Mode == Dedicated, shared: cfg.Mode == Shared, addr: cfg.Addr.Addr().As4(),
+		n: n, libs: make([]*LibOS, 0, n),
+		share:  uint32(cfg.Frames / n),
+		shared: cfg.Mode == Shared, addr: cfg.Addr.Addr().As4(),
 		tcp: new(portTable), udp: new(portTable),
 		alive: make([]atomic.Bool, n), steered: make(map[steerKey]bool), refs: 1,
 	}
@@ -308,7 +306,7 @@ func RunQueues(libs []*LibOS, fn func(*LibOS) error) error {
 		go func() {
 			defer wg.Done()
 			runtime.LockOSThread()
-			if cpu := l.cpu(i); cpu >= 0 {
+			if cpu := l.cpu(); cpu >= 0 {
 				var set unix.CPUSet
 				set.Set(cpu)
 				if err := unix.SchedSetaffinity(0, &set); err != nil {
@@ -327,10 +325,12 @@ func RunQueues(libs []*LibOS, fn func(*LibOS) error) error {
 	return errors.Join(errs...)
 }
 
-// cpu returns the CPU the loop of the i-th queue is to run on, or -1.
-func (l *LibOS) cpu(i int) int {
-	if i < len(l.cfg.CPUs) {
-		return l.cfg.CPUs[i]
+// cpu returns the CPU this queue's loop is to run on (Config.CPUs by the
+// queue's position in the group, whatever order RunQueues got it in), or
+// -1.
+func (l *LibOS) cpu() int {
+	if l.qi < len(l.cfg.CPUs) {
+		return l.cfg.CPUs[l.qi]
 	}
 	return -1
 }

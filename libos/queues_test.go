@@ -710,8 +710,9 @@ func TestQueuesHandOffAllocatesNothing(t *testing.T) {
 }
 
 // TestRunQueuesPinsLoops: with Config.CPUs, RunQueues runs each queue's
-// function on a thread pinned to that queue's CPU, and leaves the
-// affinity of every other thread alone.
+// function on a thread pinned to that queue's CPU (CPUs[i] for the i-th
+// queue OpenQueues returned, in whatever order RunQueues gets them), and
+// leaves the affinity of every other thread alone.
 func TestRunQueuesPinsLoops(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("needs 2 CPUs")
@@ -724,7 +725,8 @@ func TestRunQueuesPinsLoops(t *testing.T) {
 	}
 	var mu sync.Mutex
 	got := map[int]unix.CPUSet{}
-	err := libos.RunQueues(libs, func(l *libos.LibOS) error {
+	// Given in another order, each queue still gets its own CPU.
+	err := libos.RunQueues([]*libos.LibOS{libs[1], libs[0]}, func(l *libos.LibOS) error {
 		var set unix.CPUSet
 		if err := unix.SchedGetaffinity(0, &set); err != nil {
 			return err

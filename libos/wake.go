@@ -92,7 +92,13 @@ func (l *LibOS) Wake() {
 }
 
 // sleep blocks in poll(2) on the AF_XDP socket and the wake-up eventfd
-// for up to d (d < 0: without limit), unless a Wake is already pending.
+// for up to d (d < 0: without limit), unless a Wake is already pending or,
+// in a group, another queue's loop has handed this one work. The flag
+// goes up before that last look, and a producer (Wake, or a loop handing
+// off) puts its work, then reads the flag (waker.ring); both sides use
+// sequentially consistent atomics, so either the producer sees the flag
+// and writes the eventfd, or the look sees the work: none is slept
+// through.
 func (l *LibOS) sleep(d time.Duration) error {
 	w := &l.wake
 	w.sleeping.Store(1)
@@ -100,6 +106,10 @@ func (l *LibOS) sleep(d time.Duration) error {
 	if w.pending.Load() != 0 {
 		return nil // run reports it on its next turn
 	}
+	if l.grp != nil && l.inboxPending() {
+		return nil // the next turn takes the hand-offs (handoff.go)
+	}
+	l.ctr.Sleeps++
 	var deadline time.Time
 	if d > 0 {
 		deadline = time.Now().Add(d)

@@ -5,8 +5,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/demixdp/demixdp/libos"
@@ -19,27 +17,21 @@ import (
 // themselves, and so are Writes, but a Read and a Write run at the same
 // time.
 type TCPConn struct {
-	s            *Stack
-	k            *sock // the loop's side; only named in requests
-	laddr, raddr net.Addr
-
-	rmu, wmu   sync.Mutex
-	rd, wr, cl request
-	rdl, wdl   deadline
-	closed     atomic.Bool
+	conn
 }
 
 // newTCPConn makes the application's side of an established connection
 // (on the loop goroutine).
 func newTCPConn(s *Stack, k *sock, local, remote netip.AddrPort) *TCPConn {
-	c := &TCPConn{s: s, k: k, rd: newRequest(), wr: newRequest(), cl: newRequest()}
-	c.rdl.r, c.wdl.r = &c.rd, &c.wr
+	c := &TCPConn{}
+	var la, ra net.Addr
 	if a := tcpAddr(local); a != nil {
-		c.laddr = a
+		la = a
 	}
 	if a := tcpAddr(remote); a != nil {
-		c.raddr = a
+		ra = a
 	}
+	c.init(s, k, la, ra)
 	return c
 }
 
@@ -74,22 +66,9 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 	return r.n, r.err
 }
 
-// run makes one call of kind on r under deadline d (Stack.do); an
-// expired deadline fails it before it is queued, and frees sga, which the
-// stack takes in every case.
+// run starts a call on r and makes it (conn.run).
 func (c *TCPConn) run(r *request, d *deadline, kind reqKind, b []byte, sga *libos.SGA) error {
-	if d.expired() {
-		r.n = 0
-		if sga != nil {
-			c.s.FreeSGA(sga) // never queued
-		}
-		return errTimeout
-	}
-	gen := r.start()
-	r.buf = b
-	err := c.s.do(item{r: r, gen: gen, kind: kind, k: c.k, sga: sga}, d, &c.closed)
-	r.buf = nil
-	return err
+	return c.conn.run(r, r.start(), d, kind, b, sga)
 }
 
 // Write writes b and returns once every byte is queued in the connection's
@@ -129,17 +108,8 @@ func (c *TCPConn) Write(b []byte) (int, error) {
 // reset. Closing again returns an error wrapping net.ErrClosed and does
 // nothing else.
 func (c *TCPConn) Close() error {
-	if !c.closed.CompareAndSwap(false, true) {
+	if !c.close() {
 		return c.opErr("close", net.ErrClosed)
-	}
-	c.rd.interrupt(net.ErrClosed)
-	c.wr.interrupt(net.ErrClosed)
-	c.rdl.stop()
-	c.wdl.stop()
-	r := &c.cl
-	gen := r.start()
-	if c.s.submit(item{r: r, gen: gen, kind: kClose, k: c.k}) {
-		<-r.done // the loop finishes every queued call, also when it stops
 	}
 	return nil
 }
@@ -189,34 +159,6 @@ func (c *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
 // connection and discard unsent data.
 func (c *TCPConn) SetLinger(sec int) error {
 	return c.option("set", func(qd libos.QD) error { return c.s.lib.SetLinger(qd, sec) })
-}
-
-// LocalAddr returns the local address, a *net.TCPAddr.
-func (c *TCPConn) LocalAddr() net.Addr { return c.laddr }
-
-// RemoteAddr returns the peer's address, a *net.TCPAddr.
-func (c *TCPConn) RemoteAddr() net.Addr { return c.raddr }
-
-// SetDeadline sets the read and write deadlines.
-func (c *TCPConn) SetDeadline(t time.Time) error {
-	c.rdl.set(t)
-	c.wdl.set(t)
-	return nil
-}
-
-// SetReadDeadline sets the deadline of Read and ReadSGA: absolute,
-// changeable at any time (also while a Read waits, which then obeys the
-// new one); the zero time means none.
-func (c *TCPConn) SetReadDeadline(t time.Time) error {
-	c.rdl.set(t)
-	return nil
-}
-
-// SetWriteDeadline sets the deadline of Write and WriteSGA, as
-// SetReadDeadline does for reads.
-func (c *TCPConn) SetWriteDeadline(t time.Time) error {
-	c.wdl.set(t)
-	return nil
 }
 
 // Dial connects to address on the named network ("tcp", "tcp4", "udp" or

@@ -3,9 +3,6 @@ package dxnet
 import (
 	"net"
 	"net/netip"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/demixdp/demixdp/libos"
 	"golang.org/x/sys/unix"
@@ -15,26 +12,19 @@ import (
 // ReadFrom, WriteTo) and, once connected by Dial, a net.Conn (Read,
 // Write), like *net.UDPConn. It is safe for concurrent use.
 type UDPConn struct {
-	s            *Stack
-	k            *sock
-	laddr, raddr net.Addr // raddr non-nil: connected by Dial
-
-	rmu, wmu sync.Mutex
-	rd, wr   request
-	cl       request
-	rdl, wdl deadline
-	closed   atomic.Bool
+	conn // raddr non-nil: connected by Dial
 }
 
 func newUDPConn(s *Stack, k *sock, local, remote netip.AddrPort) *UDPConn {
-	c := &UDPConn{s: s, k: k, rd: newRequest(), wr: newRequest(), cl: newRequest()}
-	c.rdl.r, c.wdl.r = &c.rd, &c.wr
+	c := &UDPConn{}
+	var la, ra net.Addr
 	if a := udpAddr(local); a != nil {
-		c.laddr = a
+		la = a
 	}
 	if a := udpAddr(remote); a != nil {
-		c.raddr = a
+		ra = a
 	}
+	c.init(s, k, la, ra)
 	return c
 }
 
@@ -90,14 +80,8 @@ func (c *UDPConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 	if c.closed.Load() {
 		return 0, netip.AddrPort{}, c.opErr("read", nil, net.ErrClosed)
 	}
-	if c.rdl.expired() {
-		return 0, netip.AddrPort{}, c.opErr("read", nil, errTimeout)
-	}
 	r := &c.rd
-	gen := r.start()
-	r.buf = b
-	err := c.s.do(item{r: r, gen: gen, kind: kRead, k: c.k}, &c.rdl, &c.closed)
-	r.buf = nil
+	err := c.run(r, r.start(), &c.rdl, kRead, b, nil)
 	if err == nil {
 		err = r.err
 	}
@@ -163,14 +147,10 @@ func (c *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 	if c.closed.Load() {
 		return fail(net.ErrClosed)
 	}
-	if c.wdl.expired() {
-		return fail(errTimeout)
-	}
 	r := &c.wr
 	gen := r.start()
-	r.buf, r.addr = b, addr
-	err := c.s.do(item{r: r, gen: gen, kind: kWrite, k: c.k}, &c.wdl, &c.closed)
-	r.buf = nil
+	r.addr = addr
+	err := c.run(r, gen, &c.wdl, kWrite, b, nil)
 	if err == nil {
 		err = r.err
 	}
@@ -205,42 +185,8 @@ func (c *UDPConn) Write(b []byte) (int, error) {
 // Close closes the socket; blocked reads and writes return net.ErrClosed.
 // Closing again returns an error wrapping net.ErrClosed.
 func (c *UDPConn) Close() error {
-	if !c.closed.CompareAndSwap(false, true) {
+	if !c.close() {
 		return c.opErr("close", nil, net.ErrClosed)
 	}
-	c.rd.interrupt(net.ErrClosed)
-	c.wr.interrupt(net.ErrClosed)
-	c.rdl.stop()
-	c.wdl.stop()
-	r := &c.cl
-	gen := r.start()
-	if c.s.submit(item{r: r, gen: gen, kind: kClose, k: c.k}) {
-		<-r.done
-	}
-	return nil
-}
-
-// LocalAddr returns the local address, a *net.UDPAddr.
-func (c *UDPConn) LocalAddr() net.Addr { return c.laddr }
-
-// RemoteAddr returns the connected peer, a *net.UDPAddr, or nil.
-func (c *UDPConn) RemoteAddr() net.Addr { return c.raddr }
-
-// SetDeadline sets the read and write deadlines.
-func (c *UDPConn) SetDeadline(t time.Time) error {
-	c.rdl.set(t)
-	c.wdl.set(t)
-	return nil
-}
-
-// SetReadDeadline sets the read deadline (see TCPConn.SetReadDeadline).
-func (c *UDPConn) SetReadDeadline(t time.Time) error {
-	c.rdl.set(t)
-	return nil
-}
-
-// SetWriteDeadline sets the write deadline.
-func (c *UDPConn) SetWriteDeadline(t time.Time) error {
-	c.wdl.set(t)
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 // maxPops bounds -pops.
 const maxPops = 64
 
-// stopCheck is the longest WaitAny blocks, so a stop request is noticed
+// stopCheck is the longest WaitNext blocks, so a stop request is noticed
 // within about this long even when no packet arrives.
 const stopCheck = 50 * time.Millisecond
 
@@ -30,31 +31,28 @@ type echoCounters struct {
 
 // echoer is the zero-copy echo loop of one queue. It keeps `pops` pops
 // outstanding; every popped SGA is pushed back to its sender and freed at
-// once (free-protection keeps the frame until the TX completion).
+// once (free-protection keeps the frame until the TX completion). It takes
+// completions with WaitNext, oldest first and many per call, rather than
+// WaitAny over every token: the loop then runs one turn for a batch of
+// datagrams, and no completion waits behind another.
 type echoer struct {
 	lib    *libos.LibOS
 	qd     libos.QD
-	pops   []libos.QToken // outstanding pops
-	pushes []libos.QToken // outstanding pushes
-	ws     []libos.QToken // the wait set: pushes, then pops
+	pops   []libos.QToken // outstanding pops (to tell a failed pop from a failed push)
+	pushes uint64         // outstanding pushes
+	res    []libos.Result // WaitNext's results
 	ctr    echoCounters
 	ops    *cli.Ops // metrics snapshots (nil-safe)
 }
 
 func newEchoer(lib *libos.LibOS, qd libos.QD, pops int) *echoer {
-	return &echoer{
-		lib:    lib,
-		qd:     qd,
-		pops:   make([]libos.QToken, pops),
-		pushes: make([]libos.QToken, 0, 4096),
-		ws:     make([]libos.QToken, 0, 4096+pops),
-	}
+	return &echoer{lib: lib, qd: qd, pops: make([]libos.QToken, pops), res: make([]libos.Result, 64)}
 }
 
-// serve echoes until stop is set (checked after every completion and at
-// least every stopCheck) and returns nil then, or an error if the queue
-// breaks (a pop fails, which only a closed queue does). Once the token
-// slices have grown to their working size it allocates nothing.
+// serve echoes until stop is set (checked after every batch of completions
+// and at least every stopCheck) and returns nil then, or an error if the
+// queue breaks (a pop fails, which only a closed queue does). It allocates
+// nothing.
 //
 //demixdp:hotpath — allocates nothing.
 func (e *echoer) serve(stop *atomic.Bool) error {
@@ -67,56 +65,49 @@ func (e *echoer) serve(stop *atomic.Bool) error {
 	}
 	for !stop.Load() {
 		e.ops.Poll(e.lib)
-		// Pushes come first: WaitAny prefers the lowest index, and a
-		// completed push must not wait behind a stream of pops.
-		e.ws = append(append(e.ws[:0], e.pushes...), e.pops...)
-		i, r, err := e.lib.WaitAny(e.ws, stopCheck)
+		n, err := e.lib.WaitNext(e.res, stopCheck)
 		if err == unix.ETIMEDOUT {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("wait: %w", err)
 		}
-		if i < len(e.pushes) {
-			e.pushDone(i, r)
-			continue
-		}
-		if err := e.popDone(i-len(e.pushes), r); err != nil {
-			return err
+		for i := range e.res[:n] {
+			if err := e.done(&e.res[i]); err != nil {
+				return err
+			}
+			e.res[i] = libos.Result{} // drop the SGA reference
 		}
 	}
 	return nil
 }
 
-// pushDone retires push token i.
-func (e *echoer) pushDone(i int, r libos.Result) {
-	last := len(e.pushes) - 1
-	e.pushes[i] = e.pushes[last]
-	e.pushes = e.pushes[:last]
-	if r.Opcode == libos.OpFailed {
-		e.ctr.PushFailed++
-		return
+// done handles one completion: a push retires, a pop is echoed and posted
+// again in its place.
+func (e *echoer) done(r *libos.Result) error {
+	j := slices.Index(e.pops, r.QT)
+	if j < 0 { // a push
+		e.pushes--
+		if r.Opcode == libos.OpFailed {
+			e.ctr.PushFailed++
+		} else {
+			e.ctr.Completed++
+		}
+		return nil
 	}
-	e.ctr.Completed++
-}
-
-// popDone echoes the datagram pop j delivered and posts the next pop in its
-// place.
-func (e *echoer) popDone(j int, r libos.Result) error {
 	if r.Opcode != libos.OpPop {
 		return fmt.Errorf("pop failed: %w", errOr(r.Err))
 	}
 	sga := r.SGA
-	qt, err := e.lib.PushTo(e.qd, sga, sga.Addr)
+	_, err := e.lib.PushTo(e.qd, sga, sga.Addr) // its token comes back through WaitNext
 	// Free at once: the frame stays reserved until the transmission ends.
 	e.lib.SGAFree(sga)
 	if err != nil {
 		e.ctr.PushRefused++
 	} else {
 		e.ctr.Echoed++
-		e.pushes = append(e.pushes, qt)
-		if n := uint64(len(e.pushes)); n > e.ctr.MaxPushes {
-			e.ctr.MaxPushes = n
+		if e.pushes++; e.pushes > e.ctr.MaxPushes {
+			e.ctr.MaxPushes = e.pushes
 		}
 	}
 	if e.pops[j], err = e.lib.Pop(e.qd); err != nil {

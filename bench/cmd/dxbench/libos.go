@@ -14,13 +14,35 @@ import (
 
 // libosUDPClient is udpClient on the demixdp libOS: requests are SGAs
 // pushed with PushTo and freed at once (free-protection), replies come from
-// one pending Pop; WaitAny drives everything.
+// one pending Pop; WaitNext drives everything, taking every completion the
+// loop's last turn produced in one call.
 func libosUDPClient(lib *libos.LibOS, local, remote netip.AddrPort, cfg udpClientConfig) (runResult, error) {
 	qd, err := lib.Socket(libos.AF_INET, libos.SOCK_DGRAM, 0)
 	if err != nil {
 		return runResult{}, err
 	}
-	defer lib.CloseQueue(qd)
+	// Every operation on qd is accounted for, so that none of its
+	// completions is left for the next user of the libOS: pushes until
+	// WaitNext reports them, the one pending pop (pop).
+	var pop libos.QToken
+	pushes := 0
+	results := make([]libos.Result, 2*cfg.outstanding+1)
+	defer func() {
+		lib.CloseQueue(qd) // cancels the pop
+		for deadline := time.Now().Add(2 * time.Second); (pop != 0 || pushes > 0) && time.Now().Before(deadline); {
+			n, _ := lib.WaitNext(results, 100*time.Millisecond)
+			for i := range results[:n] {
+				if r := &results[i]; r.QT == pop {
+					pop = 0
+				} else {
+					pushes--
+				}
+				if results[i].SGA != nil {
+					lib.SGAFree(results[i].SGA)
+				}
+			}
+		}
+	}()
 	if err := lib.Bind(qd, local); err != nil {
 		return runResult{}, err
 	}
@@ -29,7 +51,6 @@ func libosUDPClient(lib *libos.LibOS, local, remote netip.AddrPort, cfg udpClien
 	seqs := make([]uint64, k)
 	active := make([]bool, k)
 	inflight := 0
-	toks := make([]libos.QToken, 1, 2*k+1)
 	var next uint64
 	send := func(slot int) error {
 		sga, err := lib.SGAAlloc(cfg.size)
@@ -49,15 +70,14 @@ func libosUDPClient(lib *libos.LibOS, local, remote netip.AddrPort, cfg udpClien
 			b[i] = byte(i)
 		}
 		sent[slot] = time.Now()
-		qt, err := lib.PushTo(qd, sga, remote)
+		_, err = lib.PushTo(qd, sga, remote) // its completion comes back through WaitNext
 		lib.SGAFree(sga)
-		if err != nil {
-			return err
+		if err == nil {
+			pushes++
 		}
-		toks = append(toks, qt)
-		return nil
+		return err
 	}
-	if toks[0], err = lib.Pop(qd); err != nil {
+	if pop, err = lib.Pop(qd); err != nil { // one Pop pending; each reply posts the next
 		return runResult{}, err
 	}
 	res := runResult{samples: make([]int64, 0, cfg.n)}
@@ -73,7 +93,7 @@ func libosUDPClient(lib *libos.LibOS, local, remote netip.AddrPort, cfg udpClien
 		if cfg.duration > 0 && time.Since(start) > cfg.duration {
 			break
 		}
-		i, r, err := lib.WaitAny(toks, cfg.timeout)
+		n, err := lib.WaitNext(results, cfg.timeout)
 		if errors.Is(err, unix.ETIMEDOUT) {
 			if res.lost > maxLost {
 				return res, errTooManyLost
@@ -92,11 +112,19 @@ func libosUDPClient(lib *libos.LibOS, local, remote netip.AddrPort, cfg udpClien
 		if err != nil {
 			return res, err
 		}
-		switch r.Opcode {
-		case libos.OpPush:
-			toks = append(toks[:i], toks[i+1:]...)
-		case libos.OpPop:
-			now := time.Now()
+		now := time.Now()
+		for i := range results[:n] {
+			r := &results[i]
+			if r.QT != pop {
+				pushes--
+				if r.Opcode != libos.OpPush {
+					return res, fmt.Errorf("libos: push failed: %w", r.Err)
+				}
+				continue
+			}
+			if r.Opcode != libos.OpPop {
+				return res, fmt.Errorf("libos: pop failed: %w", r.Err)
+			}
 			b := r.SGA.Segs[0]
 			ok := len(b) == cfg.size
 			var seq uint64
@@ -106,7 +134,9 @@ func libosUDPClient(lib *libos.LibOS, local, remote netip.AddrPort, cfg udpClien
 				ok = slot < k && active[slot] && seqs[slot] == seq
 			}
 			lib.SGAFree(r.SGA)
-			if toks[0], err = lib.Pop(qd); err != nil {
+			*r = libos.Result{}
+			if pop, err = lib.Pop(qd); err != nil {
+				pop = 0
 				return res, err
 			}
 			if !ok {
@@ -124,8 +154,6 @@ func libosUDPClient(lib *libos.LibOS, local, remote netip.AddrPort, cfg udpClien
 					return res, err
 				}
 			}
-		default:
-			return res, fmt.Errorf("libos: operation failed: %w", r.Err)
 		}
 	}
 	res.elapsed = time.Since(start)

@@ -24,3 +24,11 @@ func Handoff(s *Stack) func() {
 		}
 	}
 }
+
+// The calls of a value that are in progress: past their checks, queued to
+// the loop and waiting there (do has published them), so that a deadline
+// or Close now must interrupt them. Tests wait for these rather than sleep.
+
+func (c *conn) ReadWaiting() bool          { return c.rd.active.Load() != 0 }
+func (c *conn) WriteWaiting() bool         { return c.wr.active.Load() != 0 }
+func (l *TCPListener) AcceptWaiting() bool { return l.ac.active.Load() != 0 }

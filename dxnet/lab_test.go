@@ -153,6 +153,17 @@ func run(fn func() error) <-chan error {
 	return ch
 }
 
+// waitUntil waits for cond (a call to be in progress, for instance),
+// failing t after hang: a condition, not a guess at how long it takes.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(hang); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %v", what, hang)
+		}
+	}
+}
+
 // within waits for ch, failing t after hang.
 func within[T any](t *testing.T, what string, ch <-chan T) T {
 	t.Helper()

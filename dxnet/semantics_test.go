@@ -101,7 +101,7 @@ func TestDeadlines(t *testing.T) {
 	// A waiting Read obeys a deadline moved into the past.
 	c.SetReadDeadline(time.Now().Add(time.Hour))
 	res := run(func() error { _, err := c.Read(buf); return err })
-	time.Sleep(20 * time.Millisecond) // let it wait (the test holds either way)
+	waitUntil(t, "the Read to wait", c.ReadWaiting)
 	c.SetReadDeadline(time.Now().Add(-time.Second))
 	err := within(t, "read with a deadline moved to the past", res)
 	checkOpError(t, "Read past its deadline", err, "read", os.ErrDeadlineExceeded)
@@ -117,7 +117,7 @@ func TestDeadlines(t *testing.T) {
 		got <- string(buf[:n])
 		return err
 	})
-	time.Sleep(20 * time.Millisecond)
+	waitUntil(t, "the Read to wait", c.ReadWaiting)
 	c.SetReadDeadline(time.Time{})
 	k.Write([]byte("after clearing"))
 	if err := within(t, "read after clearing the deadline", res); err != nil {
@@ -180,7 +180,9 @@ func TestCloseUnblocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	accepting := run(func() error { _, err := ln.Accept(); return err })
-	time.Sleep(50 * time.Millisecond) // let them block (the test holds either way)
+	waitUntil(t, "the Read to wait", c.ReadWaiting)
+	waitUntil(t, "a Write to wait", c.WriteWaiting)
+	waitUntil(t, "the Accept to wait", ln.(*dxnet.TCPListener).AcceptWaiting)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +232,10 @@ func TestStackClose(t *testing.T) {
 		run(func() error { _, err := ln.Accept(); return err }),
 		run(func() error { _, _, err := pc.ReadFrom(make([]byte, 10)); return err }),
 	}
-	time.Sleep(50 * time.Millisecond)
+	waitUntil(t, "the Read to wait", c.ReadWaiting)
+	waitUntil(t, "a Write to wait", c.WriteWaiting)
+	waitUntil(t, "the Accept to wait", ln.(*dxnet.TCPListener).AcceptWaiting)
+	waitUntil(t, "the ReadFrom to wait", pc.(*dxnet.UDPConn).ReadWaiting)
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}

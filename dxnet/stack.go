@@ -284,8 +284,9 @@ func (s *Stack) mark(k *sock) {
 //demixdp:hotpath — allocates nothing in steady state.
 func (s *Stack) loop() {
 	defer close(s.exited)
-	active := time.Now() // the last sign of work
-	lastRetry := active
+	now := time.Now() // read once per turn, after the wait
+	active := now     // the last sign of work
+	lastRetry := now
 	for !s.quit.Load() {
 		busy := s.drain()
 		s.settle()
@@ -296,7 +297,7 @@ func (s *Stack) loop() {
 			// of the loop sends what they pushed before their goroutines
 			// run (yield, below) and queue more.
 			timeout = 0
-		case time.Since(active) < s.spin:
+		case now.Sub(active) < s.spin: // as of the end of the last turn
 			timeout = 0 // spinning: poll, and let other goroutines run in between
 		case len(s.retry) > 0 || len(s.allocs) > 0:
 			timeout = retryEvery
@@ -308,7 +309,7 @@ func (s *Stack) loop() {
 			s.out[i] = libos.Result{}
 		}
 		s.iterating = false
-		now := time.Now()
+		now = time.Now()
 		if n > 0 || busy || s.woken > 0 {
 			active = now
 		}

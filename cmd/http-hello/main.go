@@ -114,6 +114,12 @@ func run(o options, out io.Writer) error {
 	return serveErr
 }
 
+// queueConns is what a queue line adds for http-hello: the connections
+// the queue served (each lives on the queue that received its SYN).
+type queueConns struct {
+	ConnsEstablished uint64
+}
+
 // printCounters writes the libOS's counters summed over the stacks' queues
 // ("libos: ..."), then one "queue N: ..." line per queue.
 func printCounters(w io.Writer, sts []*dxnet.Stack) {
@@ -121,13 +127,15 @@ func printCounters(w io.Writer, sts []*dxnet.Stack) {
 	ids := make([]int, len(sts))
 	cs := make([]libos.Counters, len(sts))
 	errs := make([]error, len(sts))
+	extra := make([]any, len(sts))
 	for i, st := range sts {
 		ids[i] = st.QueueID()
 		cs[i], errs[i] = st.Counters()
 		if errs[i] == nil {
 			cli.Add(&sum, cs[i])
+			extra[i] = queueConns{cs[i].TCP.ConnsEstablished}
 		}
 	}
 	cli.WriteGroup(w, "libos", sum)
-	cli.PrintQueueCounters(w, ids, cs, errs, nil)
+	cli.PrintQueueCounters(w, ids, cs, errs, extra)
 }

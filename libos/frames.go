@@ -45,8 +45,9 @@ func (p *framePool) borrow(f uint32) error {
 	return p.loans.Borrow(f)
 }
 
-// back passes a lent frame whose last holder went back to its owner.
-func (p *framePool) back(f uint32, back bool, err error) error {
+// returned gives lent frame f back to its owner when back says its last
+// holder let go, and returns err.
+func (p *framePool) returned(f uint32, back bool, err error) error {
 	if back {
 		p.l.giveBack(f)
 	}
@@ -88,7 +89,7 @@ func (p *framePool) Unref(f uint32) error {
 		return p.Pool.Unref(f)
 	}
 	back, err := p.loans.Unref(f)
-	return p.back(f, back, err)
+	return p.returned(f, back, err)
 }
 
 // SubmitTX is umem.Pool.SubmitTX, for lent frames too (a queue may send
@@ -106,5 +107,5 @@ func (p *framePool) Completed(f uint32) error {
 		return p.Pool.Completed(f)
 	}
 	back, err := p.loans.Completed(f)
-	return p.back(f, back, err)
+	return p.returned(f, back, err)
 }

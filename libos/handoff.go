@@ -97,8 +97,24 @@ func (r *ring) get() (uint64, bool) {
 	return v, true
 }
 
-// pending reports whether the ring holds entries. Any goroutine.
-func (r *ring) pending() bool { return r.head.Load() != r.tail.Load() }
+// inbox is a queue's set of queues that have put something on its rings
+// (group.inbox), alone on its cache line.
+type inbox struct {
+	from atomic.Uint64
+	_    [56]byte
+}
+
+// post marks that queue from put something on to's rings. The ring entry
+// is visible to whoever sees the bit: a producer puts, then posts; the
+// consumer clears the set, then reads the rings (sequentially consistent
+// atomics). A bit already set needs no write: the clear that will take it
+// comes after this put.
+func (g *group) post(from, to int) {
+	bit := uint64(1) << uint(from)
+	if in := &g.inbox[to].from; in.Load()&bit == 0 {
+		in.Or(bit)
+	}
+}
 
 // A lent frame's descriptor: frame index, offset and length of the data.
 func packDesc(f uint32, off, n int) uint64 { return uint64(f)<<32 | uint64(off)<<16 | uint64(n) }
@@ -200,6 +216,7 @@ func (l *LibOS) lend(to int, f uint32, off, n int) {
 		l.link.Release(f)
 		return
 	}
+	g.post(l.qi, to)
 	h.lent[to]++
 	h.lentTotal++
 	h.bells |= 1 << uint(to)
@@ -239,6 +256,7 @@ func (l *LibOS) giveBack(f uint32) {
 		l.ctr.OwnershipErrors++
 		return
 	}
+	g.post(l.qi, owner)
 	l.hof.bells |= 1 << uint(owner)
 	l.ctr.Handoffs.GivenBack++
 }
@@ -251,12 +269,15 @@ func (l *LibOS) giveBack(f uint32) {
 func (l *LibOS) takeHandoffs() int {
 	g, h := l.grp, &l.hof
 	got := 0
-	for from := range g.n {
-		if from == l.qi {
-			continue
-		}
+	posted := g.inbox[l.qi].from.Swap(0)
+	for ; posted != 0; posted &= posted - 1 {
+		from := bits.TrailingZeros64(posted)
 		in := g.lends[from][l.qi]
-		for i := 0; i < l.cfg.Batch; i++ {
+		for i := 0; ; i++ {
+			if i == l.cfg.Batch {
+				g.post(from, l.qi) // more than a batch: look again next turn
+				break
+			}
 			v, ok := in.get()
 			if !ok {
 				break
@@ -309,15 +330,7 @@ func (l *LibOS) ringBells() {
 
 // inboxPending reports whether another loop has put something on one of
 // this queue's rings.
-func (l *LibOS) inboxPending() bool {
-	g := l.grp
-	for from := range g.n {
-		if from != l.qi && (g.lends[from][l.qi].pending() || g.backs[from][l.qi].pending()) {
-			return true
-		}
-	}
-	return false
-}
+func (l *LibOS) inboxPending() bool { return l.grp.inbox[l.qi].from.Load() != 0 }
 
 // ring wakes the loop if it is asleep (or about to be) in poll(2), without
 // the EINTR a Wake makes a wait return: the loop just runs a turn.
@@ -347,6 +360,7 @@ func (l *LibOS) dropInbox() {
 			}
 			f, _, _ := unpackDesc(v)
 			if g.backs[l.qi][from].put(uint64(f)) {
+				g.post(l.qi, from)
 				l.hof.bells |= 1 << uint(from)
 			}
 		}

@@ -3,9 +3,11 @@ package libos
 import (
 	"encoding/binary"
 	"errors"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 
+	"github.com/demixdp/demixdp/netstack/stack"
 	"github.com/demixdp/demixdp/umem"
 )
 
@@ -31,7 +33,7 @@ func TestRingOneProducerOneConsumer(t *testing.T) {
 		}
 		want++
 	}
-	if _, ok := r.get(); ok || r.pending() {
+	if _, ok := r.get(); ok || r.head.Load() != r.tail.Load() {
 		t.Fatal("entries left over")
 	}
 	for i := range 64 {
@@ -63,7 +65,7 @@ func TestDescPacking(t *testing.T) {
 // tables and rings, for the dispatch and frame tests.
 func testGroup(n int) *group {
 	g := &group{n: n, tcp: new(portTable), udp: new(portTable), addr: [4]byte{198, 51, 100, 1},
-		alive: make([]atomic.Bool, n), lendCap: 16, lendMax: 32, share: 64}
+		alive: make([]atomic.Bool, n), inbox: make([]inbox, n), lendCap: 16, lendMax: 32, share: 64}
 	g.lends, g.backs = make([][]*ring, n), make([][]*ring, n)
 	for i := range n {
 		g.lends[i], g.backs[i] = make([]*ring, n), make([]*ring, n)
@@ -283,5 +285,63 @@ func BenchmarkGroupOwner(b *testing.B) {
 	f := frame(6, 61000, 20, 0)
 	for b.Loop() {
 		g.owner(f, 0)
+	}
+}
+
+// TestTakeHandoffsComesBackForWhatABatchLeft: a turn takes at most Batch
+// hand-offs from one queue's ring and marks that queue in its inbox again,
+// so the next turn takes the rest even if that queue hands over nothing
+// more; every frame taken goes back to its owner once the stack is done
+// with it (here: it drops the frames, which are no IPv4).
+func TestTakeHandoffsComesBackForWhatABatchLeft(t *testing.T) {
+	um, err := umem.New(umem.Config{NumFrames: 128})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer um.Close()
+	g := testGroup(2)
+	l := &LibOS{grp: g, qi: 1, um: um, mtu: 1500}
+	l.cfg.Batch = 2
+	pool, err := umem.NewPool(um, 64, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.pool.init(l, pool)
+	l.link.l = l
+	l.link.tags = make([]uint64, pool.Len())
+	l.link.lentTags = map[uint32]uint64{}
+	if l.stack, err = stack.New(&l.link, &l.link, l, stack.Config{Addr: netip.MustParsePrefix("198.51.100.1/24")}); err != nil {
+		t.Fatal(err)
+	}
+	g.libs = []*LibOS{{}, l}
+
+	// Queue 0 hands five of its frames over, and nothing after.
+	for f := uint32(0); f < 5; f++ {
+		if !g.lends[0][1].put(packDesc(f, 256, 60)) {
+			t.Fatal("lend ring full")
+		}
+	}
+	g.post(0, 1)
+	for turn, want := range []int{2, 2, 1, 0} {
+		if got := l.takeHandoffs(); got != want {
+			t.Fatalf("turn %d took %d hand-offs, want %d", turn, got, want)
+		}
+	}
+	if l.inboxPending() {
+		t.Fatal("inbox still marked with nothing left")
+	}
+	var back []uint64
+	for {
+		v, ok := g.backs[1][0].get()
+		if !ok {
+			break
+		}
+		back = append(back, v)
+	}
+	if len(back) != 5 || l.pool.held() != 0 {
+		t.Fatalf("given back %v, still held %d; want all 5 back", back, l.pool.held())
+	}
+	if !g.inbox[0].from.CompareAndSwap(1<<1, 0) {
+		t.Fatalf("the owner's inbox is %b, want queue 1 marked", g.inbox[0].from.Load())
 	}
 }

@@ -36,8 +36,12 @@ type group struct {
 	tcpRSS, udpRSS *rss.Chooser // nil: the NIC's hash is unknown, replies are handed off
 	alive          []atomic.Bool
 	lends, backs   [][]*ring // [from][to]: frames lent to "to"; frames "from" gives back to their owner "to"
-	lendCap        int       // frames a queue lends one other queue at most (the rings' size)
-	lendMax        int       // frames a queue lends all the others at most
+	// inbox[to] has bit "from" set when queue from has put something on
+	// lends[from][to] or backs[from][to] that to has not looked at: a turn
+	// looks at the rings of the queues named there, not at all 2(n-1).
+	inbox   []inbox
+	lendCap int // frames a queue lends one other queue at most (the rings' size)
+	lendMax int // frames a queue lends all the others at most
 	// crowded: RunQueues runs more loops than GOMAXPROCS. A spinning
 	// loop then yields its P on every idle turn; otherwise it would keep
 	// the others' packets waiting until the runtime preempts it (10 ms).
@@ -136,7 +140,7 @@ func OpenQueues(cfg Config) ([]*LibOS, error) {
 		share:  uint32(cfg.Frames / n),
 		shared: cfg.Mode == Shared, addr: cfg.Addr.Addr().As4(),
 		tcp: new(portTable), udp: new(portTable),
-		alive: make([]atomic.Bool, n), steered: make(map[steerKey]bool), refs: 1,
+		alive: make([]atomic.Bool, n), inbox: make([]inbox, n), steered: make(map[steerKey]bool), refs: 1,
 	}
 	defer g.release() // OpenQueues' own hold; the queues hold the group after it returns
 	g.lendCap = lendCapFor(int(g.share))

@@ -312,9 +312,16 @@ func waitOp(lib *libos.LibOS, qt libos.QToken) (libos.Result, error) {
 // key to predict it), so the replies reach the opening queue directly or
 // by hand-off, and nothing is lost or reset.
 func TestQueuesTCPClientsHandOff(t *testing.T) {
-	for _, n := range []int{2, 4} {
-		t.Run(fmt.Sprintf("%dq", n), func(t *testing.T) {
-			lab, libs := labQueues(t, n, libos.Dedicated, nil)
+	for _, c := range []struct{ n, batch int }{{2, 0}, {4, 0}, {2, 2}} {
+		n := c.n
+		name := fmt.Sprintf("%dq", n)
+		if c.batch != 0 {
+			// Two descriptors per ring per turn: a turn leaves hand-offs
+			// on the ring and must come back for them (takeHandoffs).
+			name += fmt.Sprintf("-batch%d", c.batch)
+		}
+		t.Run(name, func(t *testing.T) {
+			lab, libs := labQueues(t, n, libos.Dedicated, func(cfg *libos.Config) { cfg.Batch = c.batch })
 			srv := tcpEchoServerB(t, lab)
 			var mu sync.Mutex
 			ports := map[uint16]int{}

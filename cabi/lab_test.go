@@ -427,24 +427,7 @@ func TestCUDPExamples(t *testing.T) {
 
 	// The C client against a kernel echo in B (A's queue is free again).
 	kecho := netip.AddrPortFrom(lab.AddrB.Addr(), 7001)
-	var ke *net.UDPConn
-	if err := lab.RunInB(func() (err error) {
-		ke, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(kecho))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer ke.Close()
-	go func() {
-		b := make([]byte, 2048)
-		for {
-			n, from, err := ke.ReadFromUDPAddrPort(b)
-			if err != nil {
-				return
-			}
-			ke.WriteToUDPAddrPort(b[:n], from)
-		}
-	}()
+	labtest.KernelUDPEcho(t, lab, labtest.B, kecho)
 	cl = lab.CommandA(bin, "--client", kecho.Addr().String(), "7001", "1472", "5000")
 	cl.Env = libosEnv(lab.IfA, lab.AddrA.Addr())
 	if kv := runC(t, cl); kv["n"] != "5000" || kv["bad"] != "0" {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/demixdp/demixdp/internal/labtest"
 	"github.com/demixdp/demixdp/libos"
 	"github.com/demixdp/demixdp/netstack/arp"
 	"github.com/demixdp/demixdp/netstack/ethernet"
@@ -101,17 +102,7 @@ func TestPingFromKernel(t *testing.T) {
 func TestLibOSClientKernelServer(t *testing.T) {
 	lab, lib := labLibOS(t, libos.Dedicated, nil)
 	srv := netip.AddrPortFrom(lab.AddrB.Addr(), 7007)
-	k := listenB(t, lab, srv)
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := k.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			k.WriteToUDPAddrPort(buf[:n], from)
-		}
-	}()
+	labtest.KernelUDPEcho(t, lab, labtest.B, srv)
 	qd := mustSocket(t, lib)
 	if _, err := lib.Connect(qd, srv); err != nil {
 		t.Fatal(err)

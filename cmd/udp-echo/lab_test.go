@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
@@ -151,24 +152,7 @@ func TestSharedEchoLeavesKernelTrafficAlone(t *testing.T) {
 	a := lab.AddrA.Addr()
 
 	// A kernel UDP echo on another port of the same address in A.
-	var srv *net.UDPConn
-	if err := lab.RunInA(func() (err error) {
-		srv, err = net.ListenUDP("udp4", &net.UDPAddr{IP: a.AsSlice(), Port: 7778})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := srv.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			srv.WriteToUDP(buf[:n], from)
-		}
-	}()
+	labtest.KernelUDPEcho(t, lab, labtest.A, netip.AddrPortFrom(a, 7778))
 
 	p := startEcho(t, lab, "-addr", a.String()+":7777", "-mode", "shared")
 	if !strings.Contains(p.Output(), "mode=shared") {

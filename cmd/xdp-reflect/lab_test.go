@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
@@ -194,24 +195,7 @@ func TestSharedModeKernelKeepsOtherTraffic(t *testing.T) {
 	p := startReflector(t, lab) // wildcard address: 0.0.0.0
 
 	// A kernel UDP echo server in namespace A on another port.
-	var srv *net.UDPConn
-	if err := lab.RunInA(func() (err error) {
-		srv, err = net.ListenUDP("udp4", &net.UDPAddr{IP: lab.AddrA.Addr().AsSlice(), Port: 7778})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := srv.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			srv.WriteToUDP(buf[:n], from)
-		}
-	}()
+	labtest.KernelUDPEcho(t, lab, labtest.A, netip.AddrPortFrom(lab.AddrA.Addr(), 7778))
 
 	kernel := dialB(t, lab, 7778)
 	xsk := dialB(t, lab, 7777)

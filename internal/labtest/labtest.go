@@ -9,6 +9,8 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -377,4 +380,36 @@ func XDPAttached(t testing.TB, lab *vethlab.Lab, side Side) bool {
 		t.Fatal(err)
 	}
 	return attached
+}
+
+// KernelUDPEcho runs a kernel UDP echo server on at in side's namespace
+// until the test ends, and returns the count of datagrams it echoed.
+func KernelUDPEcho(t testing.TB, lab *vethlab.Lab, side Side, at netip.AddrPort) *atomic.Uint64 {
+	t.Helper()
+	run := lab.RunInA
+	if side == B {
+		run = lab.RunInB
+	}
+	var c *net.UDPConn
+	if err := run(func() (err error) {
+		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(at))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	var echoed atomic.Uint64
+	go func() {
+		b := make([]byte, 65536)
+		for {
+			n, from, err := c.ReadFromUDPAddrPort(b)
+			if err != nil {
+				return
+			}
+			if _, err := c.WriteToUDPAddrPort(b[:n], from); err == nil {
+				echoed.Add(1)
+			}
+		}
+	}()
+	return &echoed
 }

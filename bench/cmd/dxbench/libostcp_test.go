@@ -21,13 +21,7 @@ import (
 func tcpLab(t *testing.T) (*vethlab.Lab, netip.AddrPort) {
 	priv.Require(t, "veth lab and AF_XDP for the libOS TCP drivers")
 	lab := vethlab.ForTest(t, vethlab.Config{Name: "bt"})
-	var srv *libos.LibOS
-	if err := lab.RunInA(func() (err error) {
-		srv, err = libos.New(libos.Config{Interface: lab.IfA, Addr: lab.AddrA, Mode: libos.Dedicated})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	srv := libosOnA(t, lab)
 	base := netip.AddrPortFrom(lab.AddrA.Addr(), 7001)
 	var stop atomic.Bool
 	ready, done := make(chan struct{}), make(chan error, 1)
@@ -42,9 +36,23 @@ func tcpLab(t *testing.T) (*vethlab.Lab, netip.AddrPort) {
 		if err := <-done; err != nil {
 			t.Errorf("server: %v", err)
 		}
-		srv.Close()
 	})
 	return lab, base
+}
+
+// libosOnA is a libOS on the lab's A end at its address, closed when the
+// test ends (after the cleanups registered later).
+func libosOnA(t *testing.T, lab *vethlab.Lab) *libos.LibOS {
+	t.Helper()
+	var lib *libos.LibOS
+	if err := lab.RunInA(func() (err error) {
+		lib, err = libos.New(libos.Config{Interface: lab.IfA, Addr: lab.AddrA, Mode: libos.Dedicated})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lib.Close() })
+	return lib
 }
 
 // clientLibOS is a libOS on the lab's B end at 198.51.100.22.
@@ -150,14 +158,7 @@ func TestLibOSClientAgainstKernelSink(t *testing.T) {
 	}
 	go serveTCP(ln, tcpSink)
 	t.Cleanup(func() { ln.Close() })
-	var lib *libos.LibOS
-	if err := lab.RunInA(func() (err error) {
-		lib, err = libos.New(libos.Config{Interface: lab.IfA, Addr: lab.AddrA, Mode: libos.Dedicated})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer lib.Close()
+	lib := libosOnA(t, lab)
 	const total = 64 << 20
 	r, err := libosTCPBulk(lib, netip.AddrPortFrom(lab.AddrB.Addr(), 7002), total, 0, 64)
 	if err != nil || r.received != total {

@@ -1,15 +1,13 @@
 package main
 
 import (
-	"net"
 	"net/netip"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/demixdp/demixdp/internal/labtest"
 	"github.com/demixdp/demixdp/internal/priv"
 	"github.com/demixdp/demixdp/internal/vethlab"
-	"github.com/demixdp/demixdp/libos"
 )
 
 // TestLibOSUDPClientAgainstKernelEcho: the libOS UDP client of udp_rtt (one
@@ -20,34 +18,8 @@ func TestLibOSUDPClientAgainstKernelEcho(t *testing.T) {
 	priv.Require(t, "veth lab and AF_XDP")
 	lab := vethlab.ForTest(t, vethlab.Config{Name: "bu"})
 	srv := netip.AddrPortFrom(lab.AddrB.Addr(), 7003)
-	var pc net.PacketConn
-	if err := lab.RunInB(func() (err error) {
-		pc, err = net.ListenPacket("udp4", srv.String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	var echoed atomic.Uint64
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo(buf[:n], from)
-			echoed.Add(1)
-		}
-	}()
-	t.Cleanup(func() { pc.Close() })
-	var lib *libos.LibOS
-	if err := lab.RunInA(func() (err error) {
-		lib, err = libos.New(libos.Config{Interface: lab.IfA, Addr: lab.AddrA, Mode: libos.Dedicated})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer lib.Close()
+	echoed := labtest.KernelUDPEcho(t, lab, labtest.B, srv)
+	lib := libosOnA(t, lab)
 	local := netip.AddrPortFrom(lab.AddrA.Addr(), 9000)
 	for _, c := range []udpClientConfig{
 		{n: 500, warmup: 50, size: 64, outstanding: 1, timeout: time.Second},

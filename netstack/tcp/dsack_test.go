@@ -92,17 +92,23 @@ func TestSpuriousRecoveryIsUndoneByDSACK(t *testing.T) {
 	}
 }
 
+// holeConn is sackConn holding 100 bytes out of order, after a hole of
+// 200: blk is the SACK block that reports them.
+func holeConn(t *testing.T) (*fx, *tcp.Endpoint, tcp.Seq, tcp.SACKBlock) {
+	f, e, iss := sackConn(t)
+	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 201, ack: iss + 1, data: payload(100)})
+	f.one(tcp.FlagACK)
+	return f, e, iss, tcp.SACKBlock{Start: peerISN + 201, End: peerISN + 301}
+}
+
 // While data is held out of order, a full-sized data segment has no room
 // for the SACK blocks RFC 2018 wants in every ACK: a pure ACK that carries
 // them follows it, so a peer that lost our earlier SACKs still learns of
 // the hole from the data we send. A data segment with room carries the
 // blocks itself, and without a hole nothing extra goes.
 func TestFullDataSegmentIsFollowedBySACK(t *testing.T) {
-	f, e, iss := sackConn(t)
+	f, e, iss, blk := holeConn(t)
 	mss := e.SndMSS()
-	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 201, ack: iss + 1, data: payload(100)})
-	f.one(tcp.FlagACK)
-	blk := tcp.SACKBlock{Start: peerISN + 201, End: peerISN + 301}
 
 	f.push(e, payload(mss), 1)
 	s := f.sent()
@@ -132,11 +138,8 @@ func TestFullDataSegmentIsFollowedBySACK(t *testing.T) {
 // receive hole lasts, the pure ACK carrying SACK blocks after full-sized
 // data goes once, at the end of the batch, not after each ACK's segments.
 func TestSACKAfterFullSegmentsOncePerBatch(t *testing.T) {
-	f, e, iss := sackConn(t)
+	f, e, iss, blk := holeConn(t)
 	mss := e.SndMSS()
-	f.inject(seg{flags: tcp.FlagACK, seq: peerISN + 201, ack: iss + 1, data: payload(100)})
-	f.one(tcp.FlagACK)
-	blk := tcp.SACKBlock{Start: peerISN + 201, End: peerISN + 301}
 
 	// One Send of 30 segments: the initial window goes, then one ACK.
 	bufs := make([]nic.Buf, 30)

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestCABIRatioUsesTheGoPairBesideIt: in a full run the cabi/libos ratio
 // divides by the Go pair measured beside the C pair, not by the full
@@ -28,5 +31,25 @@ func TestCABIRatioUsesTheGoPairBesideIt(t *testing.T) {
 	}
 	if h.cabiRatio("udp_pps") != nil {
 		t.Fatal("a ratio for a workload without a C pair")
+	}
+}
+
+// TestCABIOnlyDocumentsItsPairs: -only cabi measures the C and Go pairs
+// under udp_rtt and tcp_rtt, which it does not name; its report must show
+// them and the cabi ratio (it came out empty).
+func TestCABIOnlyDocumentsItsPairs(t *testing.T) {
+	h := &harness{o: runOpts{only: []string{"cabi"}}, figures: map[string]map[string]map[string][]float64{
+		"udp_rtt": {
+			"cabi":  {"p50_us": {6, 6, 6}},
+			"libos": {"p50_us": {6, 6, 6}},
+		},
+	}}
+	doc := h.document(nil, nil, 0)
+	md := markdown(doc)
+	if !strings.Contains(md, "## udp_rtt") || !strings.Contains(md, "| cabi |") || !strings.Contains(md, "cabi/libos") {
+		t.Fatalf("-only cabi report lacks its pairs:\n%s", md)
+	}
+	if strings.Contains(md, "## udp_pps") {
+		t.Fatalf("-only cabi report has a workload it did not measure:\n%s", md)
 	}
 }

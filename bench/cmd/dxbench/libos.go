@@ -31,14 +31,14 @@ func libosUDPClient(lib *libos.LibOS, local, remote netip.AddrPort, cfg udpClien
 		lib.CloseQueue(qd) // cancels the pop
 		for deadline := time.Now().Add(2 * time.Second); (pop != 0 || pushes > 0) && time.Now().Before(deadline); {
 			n, _ := lib.WaitNext(results, 100*time.Millisecond)
-			for i := range results[:n] {
-				if r := &results[i]; r.QT == pop {
+			for _, r := range results[:n] {
+				if r.QT == pop {
 					pop = 0
 				} else {
 					pushes--
 				}
-				if results[i].SGA != nil {
-					lib.SGAFree(results[i].SGA)
+				if r.SGA != nil {
+					lib.SGAFree(r.SGA)
 				}
 			}
 		}
@@ -122,6 +122,7 @@ func libosUDPClient(lib *libos.LibOS, local, remote netip.AddrPort, cfg udpClien
 				}
 				continue
 			}
+			pop = 0 // completed: nothing of it is left to collect
 			if r.Opcode != libos.OpPop {
 				return res, fmt.Errorf("libos: pop failed: %w", r.Err)
 			}
@@ -136,7 +137,6 @@ func libosUDPClient(lib *libos.LibOS, local, remote netip.AddrPort, cfg udpClien
 			lib.SGAFree(r.SGA)
 			*r = libos.Result{}
 			if pop, err = lib.Pop(qd); err != nil {
-				pop = 0
 				return res, err
 			}
 			if !ok {

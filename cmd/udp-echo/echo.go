@@ -85,14 +85,16 @@ func (e *echoer) serve(stop *atomic.Bool) error {
 // done handles one completion: a push retires, a pop is echoed and posted
 // again in its place.
 func (e *echoer) done(r *libos.Result) error {
-	j := slices.Index(e.pops, r.QT)
-	if j < 0 { // a push
+	if r.Opcode == libos.OpPush {
 		e.pushes--
-		if r.Opcode == libos.OpFailed {
-			e.ctr.PushFailed++
-		} else {
-			e.ctr.Completed++
-		}
+		e.ctr.Completed++
+		return nil
+	}
+	// A pop, or a failed operation: only the pop tokens tell which.
+	j := slices.Index(e.pops, r.QT)
+	if j < 0 { // a failed push
+		e.pushes--
+		e.ctr.PushFailed++
 		return nil
 	}
 	if r.Opcode != libos.OpPop {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -64,11 +65,7 @@ func RunLoops(libs []*libos.LibOS, cpus []int, serve func(i int) error) error {
 	if len(libs) == 1 && len(cpus) == 0 {
 		return serve(0)
 	}
-	index := make(map[*libos.LibOS]int, len(libs))
-	for i, l := range libs {
-		index[l] = i
-	}
-	return libos.RunQueues(libs, func(l *libos.LibOS) error { return serve(index[l]) })
+	return libos.RunQueues(libs, func(l *libos.LibOS) error { return serve(slices.Index(libs, l)) })
 }
 
 // CloseAll closes every LibOS of libs and joins their errors.

@@ -30,11 +30,12 @@ func (c *conn) init(s *Stack, k *sock, laddr, raddr net.Addr) {
 	c.rdl.r, c.wdl.r = &c.rd, &c.wr
 }
 
-// run makes one call of kind on r under deadline d (Stack.do); an expired
-// deadline fails it before it is queued, and frees sga, which the stack
-// takes in every case. Fields of r beyond buf (a UDP write's address) are
-// set by the caller after start.
-func (c *conn) run(r *request, gen uint64, d *deadline, kind reqKind, b []byte, sga *libos.SGA) error {
+// run makes one call of kind on r under deadline d (Stack.do): it starts
+// the call, unless the deadline has passed, which fails it before it is
+// queued and frees sga, which the stack takes in every case. Inputs of r
+// beyond buf (a UDP write's address) are set by the caller before; start
+// leaves them alone.
+func (c *conn) run(r *request, d *deadline, kind reqKind, b []byte, sga *libos.SGA) error {
 	if d.expired() {
 		r.n = 0
 		if sga != nil {
@@ -42,6 +43,7 @@ func (c *conn) run(r *request, gen uint64, d *deadline, kind reqKind, b []byte, 
 		}
 		return errTimeout
 	}
+	gen := r.start()
 	r.buf = b
 	err := c.s.do(item{r: r, gen: gen, kind: kind, k: c.k, sga: sga}, d, &c.closed)
 	r.buf = nil

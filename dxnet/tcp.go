@@ -66,11 +66,6 @@ func (c *TCPConn) Read(b []byte) (int, error) {
 	return r.n, r.err
 }
 
-// run starts a call on r and makes it (conn.run).
-func (c *TCPConn) run(r *request, d *deadline, kind reqKind, b []byte, sga *libos.SGA) error {
-	return c.conn.run(r, r.start(), d, kind, b, sga)
-}
-
 // Write writes b and returns once every byte is queued in the connection's
 // send buffer (pushed to the libOS, not yet acknowledged), copying it once
 // into frames. A full send buffer makes it wait for acknowledgements, so

@@ -81,7 +81,7 @@ func (c *UDPConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 		return 0, netip.AddrPort{}, c.opErr("read", nil, net.ErrClosed)
 	}
 	r := &c.rd
-	err := c.run(r, r.start(), &c.rdl, kRead, b, nil)
+	err := c.run(r, &c.rdl, kRead, b, nil)
 	if err == nil {
 		err = r.err
 	}
@@ -148,9 +148,8 @@ func (c *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 		return fail(net.ErrClosed)
 	}
 	r := &c.wr
-	gen := r.start()
 	r.addr = addr
-	err := c.run(r, gen, &c.wdl, kWrite, b, nil)
+	err := c.run(r, &c.wdl, kWrite, b, nil)
 	if err == nil {
 		err = r.err
 	}

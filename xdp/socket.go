@@ -140,11 +140,11 @@ func Open(cfg Config) (*Socket, error) {
 	}
 }
 
-// openOnce is one attempt of Open on a normalized cfg.
-func openOnce(c *Config) (*Socket, error) {
-	cfg := *c
+// openOnce is one attempt of Open on a normalized cfg (which it only
+// reads).
+func openOnce(cfg *Config) (*Socket, error) {
 	if cfg.Shared != nil {
-		s, _, err := open(&cfg, unix.XDP_SHARED_UMEM)
+		s, _, err := open(cfg, unix.XDP_SHARED_UMEM)
 		return s, err
 	}
 	var wake uint16
@@ -153,19 +153,19 @@ func openOnce(c *Config) (*Socket, error) {
 	}
 	switch cfg.Mode {
 	case ModeCopy:
-		s, _, err := open(&cfg, unix.XDP_COPY|wake)
+		s, _, err := open(cfg, unix.XDP_COPY|wake)
 		return s, err
 	case ModeZeroCopy:
-		s, _, err := open(&cfg, unix.XDP_ZEROCOPY|wake)
+		s, _, err := open(cfg, unix.XDP_ZEROCOPY|wake)
 		return s, err
 	}
-	s, step, zcErr := open(&cfg, unix.XDP_ZEROCOPY|wake)
+	s, step, zcErr := open(cfg, unix.XDP_ZEROCOPY|wake)
 	if zcErr == nil || step != stepBind || !zeroCopyRefused(zcErr) {
 		return s, zcErr
 	}
 	// Zero-copy refused at bind: start over in copy mode on a fresh socket,
 	// so no state of the failed bind lingers.
-	s, _, err := open(&cfg, unix.XDP_COPY|wake)
+	s, _, err := open(cfg, unix.XDP_COPY|wake)
 	if err != nil {
 		return nil, fmt.Errorf("%w (zero-copy attempt: %v)", err, zcErr)
 	}

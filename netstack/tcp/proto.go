@@ -433,8 +433,8 @@ func (p *Proto) Input(b nic.Buf, src, dst [4]byte) bool {
 // acknowledged at once, and a connection never waits longer than
 // maxStretch bytes for its ACK. The pure ACK carrying SACK blocks that
 // follows full-sized data segments while a receive hole lasts goes here
-// too, once for all the segments the batch's ACKs released. A caller that never calls EndBatch gets its
-// ACKs from the delayed-ACK timer.
+// too, once for all the segments the batch's ACKs released. A caller that
+// never calls EndBatch gets its ACKs from the delayed-ACK timer.
 //
 //demixdp:hotpath — allocates nothing in steady state.
 func (p *Proto) EndBatch() {

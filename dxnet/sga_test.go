@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -15,20 +16,27 @@ import (
 	"github.com/demixdp/demixdp/libos"
 )
 
+// smallStackConn is a stack on a 512-frame UMEM and its connection to a
+// kernel echo on port, both closed when the test ends.
+func smallStackConn(t *testing.T, port uint16) (*dxnet.Stack, *dxnet.TCPConn) {
+	t.Helper()
+	lab := newLab(t)
+	st := openStack(t, lab, labtest.A, func(c *libos.Config) { c.Frames = 512 })
+	kernelEcho(t, kernelListen(t, lab, port))
+	nc, err := st.Dial("tcp", lab.AddrB.Addr().String()+":"+strconv.Itoa(int(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return st, nc.(*dxnet.TCPConn)
+}
+
 // TestZeroCopy: WriteSGA sends SGAs filled in place (AllocSGA) and ReadSGA
 // hands over the received frames, starting where a plain Read stopped;
 // 8 MB go through each way with a 512-frame UMEM, which only works if
 // FreeSGA and WriteSGA give every frame back.
 func TestZeroCopy(t *testing.T) {
-	lab := newLab(t)
-	st := openStack(t, lab, labtest.A, func(c *libos.Config) { c.Frames = 512 })
-	kernelEcho(t, kernelListen(t, lab, 7800))
-	nc, err := st.Dial("tcp", lab.AddrB.Addr().String()+":7800")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	c := nc.(*dxnet.TCPConn)
+	st, c := smallStackConn(t, 7800)
 	const total = 8 << 20
 	want := pattern(total, 9)
 	sent := run(func() (err error) {
@@ -102,19 +110,11 @@ func TestZeroCopy(t *testing.T) {
 // 512-frame UMEM would exhaust the frames (and AllocSGA would wait for
 // ever) if a single one leaked.
 func TestWriteSGAPastTheDeadlineFreesTheSGA(t *testing.T) {
-	lab := newLab(t)
-	st := openStack(t, lab, labtest.A, func(c *libos.Config) { c.Frames = 512 })
-	kernelEcho(t, kernelListen(t, lab, 7801))
-	nc, err := st.Dial("tcp", lab.AddrB.Addr().String()+":7801")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	c := nc.(*dxnet.TCPConn)
+	st, c := smallStackConn(t, 7801)
 	if err := c.SetWriteDeadline(time.Now().Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	err = within(t, "2,000 writes past the deadline", run(func() error {
+	err := within(t, "2,000 writes past the deadline", run(func() error {
 		for i := range 2000 {
 			sga, err := st.AllocSGA(1400)
 			if err != nil {

@@ -162,33 +162,43 @@ func FuzzGroupOwner(f *testing.F) {
 	})
 }
 
-// TestFramePoolLentFrames: a frame another queue lent follows the pool's
-// rules (references, free-protection on the TX ring) and goes back to its
-// owner when the last holder lets go, exactly once.
-func TestFramePoolLentFrames(t *testing.T) {
+// secondQueue is queue 1 of a two-queue testGroup on a 128-frame UMEM:
+// frames 64-127 are its own, 0-63 queue 0's.
+func secondQueue(t *testing.T) (*group, *LibOS) {
+	t.Helper()
 	um, err := umem.New(umem.Config{NumFrames: 128})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer um.Close()
+	t.Cleanup(func() { um.Close() })
 	g := testGroup(2)
-	l := &LibOS{grp: g, qi: 1, um: um}
+	l := &LibOS{grp: g, qi: 1, um: um, mtu: 1500}
 	pool, err := umem.NewPool(um, 64, 64)
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.pool.init(l, pool)
-	back := g.backs[1][0]
-	returned := func() []uint64 {
-		var vs []uint64
-		for {
-			v, ok := back.get()
-			if !ok {
-				return vs
-			}
-			vs = append(vs, v)
+	return g, l
+}
+
+// drain takes every entry off r.
+func drain(r *ring) []uint64 {
+	var vs []uint64
+	for {
+		v, ok := r.get()
+		if !ok {
+			return vs
 		}
+		vs = append(vs, v)
 	}
+}
+
+// TestFramePoolLentFrames: a frame another queue lent follows the pool's
+// rules (references, free-protection on the TX ring) and goes back to its
+// owner when the last holder lets go, exactly once.
+func TestFramePoolLentFrames(t *testing.T) {
+	g, l := secondQueue(t)
+	returned := func() []uint64 { return drain(g.backs[1][0]) }
 
 	// Received, popped, freed: back to queue 0.
 	if err := l.pool.borrow(5); err != nil {
@@ -294,22 +304,12 @@ func BenchmarkGroupOwner(b *testing.B) {
 // more; every frame taken goes back to its owner once the stack is done
 // with it (here: it drops the frames, which are no IPv4).
 func TestTakeHandoffsComesBackForWhatABatchLeft(t *testing.T) {
-	um, err := umem.New(umem.Config{NumFrames: 128})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer um.Close()
-	g := testGroup(2)
-	l := &LibOS{grp: g, qi: 1, um: um, mtu: 1500}
+	g, l := secondQueue(t)
 	l.cfg.Batch = 2
-	pool, err := umem.NewPool(um, 64, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.pool.init(l, pool)
 	l.link.l = l
-	l.link.tags = make([]uint64, pool.Len())
+	l.link.tags = make([]uint64, l.pool.Len())
 	l.link.lentTags = map[uint32]uint64{}
+	var err error
 	if l.stack, err = stack.New(&l.link, &l.link, l, stack.Config{Addr: netip.MustParsePrefix("198.51.100.1/24")}); err != nil {
 		t.Fatal(err)
 	}
@@ -330,14 +330,7 @@ func TestTakeHandoffsComesBackForWhatABatchLeft(t *testing.T) {
 	if l.inboxPending() {
 		t.Fatal("inbox still marked with nothing left")
 	}
-	var back []uint64
-	for {
-		v, ok := g.backs[1][0].get()
-		if !ok {
-			break
-		}
-		back = append(back, v)
-	}
+	back := drain(g.backs[1][0])
 	if len(back) != 5 || l.pool.held() != 0 {
 		t.Fatalf("given back %v, still held %d; want all 5 back", back, l.pool.held())
 	}

@@ -358,17 +358,25 @@ const (
 	B             // IfB in NSB
 )
 
+// Run runs fn on a thread in side's namespace of lab.
+func (side Side) Run(lab *vethlab.Lab, fn func() error) error {
+	if side == B {
+		return lab.RunInB(fn)
+	}
+	return lab.RunInA(fn)
+}
+
 // XDPAttached reports whether an XDP program is attached to the lab's
 // interface on side, asking netlink inside that side's namespace. It fails
 // t if netlink cannot answer.
 func XDPAttached(t testing.TB, lab *vethlab.Lab, side Side) bool {
 	t.Helper()
-	run, index := lab.RunInA, lab.IndexA
+	index := lab.IndexA
 	if side == B {
-		run, index = lab.RunInB, lab.IndexB
+		index = lab.IndexB
 	}
 	var attached bool
-	if err := run(func() error {
+	if err := side.Run(lab, func() error {
 		l, err := netlink.LinkByIndex(index)
 		if err != nil {
 			return err
@@ -386,12 +394,8 @@ func XDPAttached(t testing.TB, lab *vethlab.Lab, side Side) bool {
 // until the test ends, and returns the count of datagrams it echoed.
 func KernelUDPEcho(t testing.TB, lab *vethlab.Lab, side Side, at netip.AddrPort) *atomic.Uint64 {
 	t.Helper()
-	run := lab.RunInA
-	if side == B {
-		run = lab.RunInB
-	}
 	var c *net.UDPConn
-	if err := run(func() (err error) {
+	if err := side.Run(lab, func() (err error) {
 		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(at))
 		return err
 	}); err != nil {

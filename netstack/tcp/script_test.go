@@ -45,7 +45,13 @@ type fx struct {
 
 func newFx(t testing.TB, cfg tcp.Config) *fx {
 	t.Helper()
-	f := &fx{t: t, link: memlink.New(256, 2048, 256), clock: &nic.VirtualClock{T: int64(time.Hour)}}
+	return newFxOn(t, cfg, memlink.New(256, 2048, 256))
+}
+
+// newFxOn is newFx on a link of the test's own (another size or MTU).
+func newFxOn(t testing.TB, cfg tcp.Config, link *memlink.Link) *fx {
+	t.Helper()
+	f := &fx{t: t, link: link, clock: &nic.VirtualClock{T: int64(time.Hour)}}
 	f.h = newHost(t, f.link, f.clock, netip.MustParsePrefix("198.51.100.1/24"), cfg)
 	// The peer asks for us: the stack learns its MAC.
 	body := make([]byte, arp.HeaderLen)
@@ -1092,12 +1098,7 @@ func TestFullWindowOfOutOfOrderSegmentsIsKept(t *testing.T) {
 	const mss = 1460
 	for _, size := range []int{mss, mss - 12, mss - tcp.MaxOptionsLen} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
-			f := &fx{t: t, link: memlink.New(1024, 2048, 256), clock: &nic.VirtualClock{T: int64(time.Hour)}}
-			f.h = newHost(t, f.link, f.clock, netip.MustParsePrefix("198.51.100.1/24"), tcp.Config{})
-			body := make([]byte, arp.HeaderLen)
-			arp.Header(body).Encode(arp.OpRequest, peerMAC, peerIP, ethernet.Addr{}, ourIP)
-			f.inputFrame(ethernet.TypeARP, body)
-			f.link.Complete()
+			f := newFxOn(t, tcp.Config{}, memlink.New(1024, 2048, 256))
 			e, iss := f.established(&tcp.Options{HasMSS: true, MSS: mss, HasWScale: true, WScale: 7})
 			n := 1<<20/size - 2 // the default RcvBuf, less what the window scale rounds off
 			if n <= tcp.ReasmCapacity {
@@ -1176,13 +1177,9 @@ func TestACKAtTheRightEdgeOfTheWindowIsTaken(t *testing.T) {
 func TestTinyMTUOpensAConnection(t *testing.T) {
 	for _, mtu := range []int{79, 80, 81} {
 		t.Run(fmt.Sprint(mtu), func(t *testing.T) {
-			f := &fx{t: t, link: memlink.New(64, 2048, 256), clock: &nic.VirtualClock{T: int64(time.Hour)}}
-			f.link.LinkMTU = mtu
-			f.h = newHost(t, f.link, f.clock, netip.MustParsePrefix("198.51.100.1/24"), tcp.Config{})
-			body := make([]byte, arp.HeaderLen)
-			arp.Header(body).Encode(arp.OpRequest, peerMAC, peerIP, ethernet.Addr{}, ourIP)
-			f.inputFrame(ethernet.TypeARP, body)
-			f.link.Complete()
+			link := memlink.New(64, 2048, 256)
+			link.LinkMTU = mtu
+			f := newFxOn(t, tcp.Config{}, link)
 			if e, _ := f.established(&tcp.Options{HasMSS: true, MSS: 536}); e == nil {
 				t.Fatal("no connection")
 			}

@@ -50,12 +50,22 @@ func cenv(iface, ip string, argv ...string) []string {
 // each came out on either side of the target in successive runs).
 const cabiBeside = "libos_beside_cabi"
 
+// cabiPerRound is how many times a full run measures the two pairs in
+// each of its rounds. One p50 on this VM moves by a fifth between
+// neighbouring measurements of the same pair (6.8 to 10.6 us in one
+// -only cabi run), against a difference of a few percent to be seen: a
+// full run's three rounds gave three ratios, and their median landed on
+// either side of the target from run to run. Three neighbour pairs per
+// round give the ratio nine; they cost about 8 s a round.
+const cabiPerRound = 3
+
 // cabiRound measures the C pair's udp_rtt and tcp_rtt (64 bytes, one
 // outstanding) and, right beside each, the Go libOS pair's, recorded
-// under goStack (cabiBeside in a full run, libos for -only cabi). Odd
-// rounds run the Go pair first, even rounds the C pair, so a drift within
-// the round favours neither.
-func (h *harness) cabiRound(l lab, round int, goStack string) {
+// under goStack (cabiBeside in a full run, libos for -only cabi). slot
+// counts the calls from 1 (in a full run, cabiPerRound a round): odd
+// slots run the Go pair first, even slots the C pair, so a drift favours
+// neither; each slot has TCP ports of its own.
+func (h *harness) cabiRound(l lab, round, slot int, goStack string) {
 	const srv, cli = "198.51.100.21", "198.51.100.22"
 	n := strconv.Itoa(h.o.rttN)
 	if h.bin["c-udp"] == "" {
@@ -68,7 +78,7 @@ func (h *harness) cabiRound(l lab, round int, goStack string) {
 		stack, workload string
 		server, client  []string
 	}
-	port := 7501 + 10*(round-1) // new TCP ports each round: no TIME_WAIT reuse
+	port := 7501 + 10*(slot-1) // new TCP ports each slot: no TIME_WAIT reuse
 	ctp, gtp := strconv.Itoa(port), strconv.Itoa(port+5)
 	goPairs := []pair{
 		{goStack, "udp_rtt", []string{h.bin["udp-echo"], "-iface", l["IFA"], "-addr", srv + ":7777"},
@@ -86,7 +96,7 @@ func (h *harness) cabiRound(l lab, round int, goStack string) {
 	}
 	var pairs []pair
 	for i := range cPairs {
-		if round%2 == 1 {
+		if slot%2 == 1 {
 			pairs = append(pairs, goPairs[i], cPairs[i])
 		} else {
 			pairs = append(pairs, cPairs[i], goPairs[i])
@@ -144,7 +154,7 @@ func (h *harness) runCABIOnly(t0 time.Time) error {
 		return err
 	}
 	for r := 1; r <= h.o.rounds; r++ {
-		h.cabiRound(l, r, "libos")
+		h.cabiRound(l, r, r, "libos")
 	}
 	doc := h.document(nil, nil, time.Since(t0))
 	js, err := json.MarshalIndent(doc, "", "  ")

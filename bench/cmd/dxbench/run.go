@@ -800,7 +800,9 @@ func (h *harness) run() error {
 		h.udpRound(l, r)
 		h.tcpRound(l, lo, r)
 		if h.want("cabi") {
-			h.cabiRound(l, r, cabiBeside)
+			for i := 1; i <= cabiPerRound; i++ {
+				h.cabiRound(l, r, (r-1)*cabiPerRound+i, cabiBeside)
+			}
 		}
 		h.ceilingRound(l, r)
 		if lq != nil {

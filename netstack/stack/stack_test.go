@@ -270,6 +270,52 @@ func TestUDPReceiveQueuesPayloadView(t *testing.T) {
 	f.link.Release(b.Frame)
 }
 
+// TestUDPDemuxAfterCloseAndRebind: datagrams go to the endpoint bound to
+// their port, alternating between two ports, and none goes to a closed
+// endpoint (the demultiplexer remembers the last one it found), even when
+// another endpoint takes its port.
+func TestUDPDemuxAfterCloseAndRebind(t *testing.T) {
+	f := newFixture(t, stack.Dedicated)
+	bind := func(cookie uint64, port uint16) *stack.UDPEndpoint {
+		ep := f.s.NewUDP(cookie)
+		if err := ep.Bind(netip.AddrPortFrom(netip.IPv4Unspecified(), port)); err != nil {
+			t.Fatal(err)
+		}
+		return ep
+	}
+	recv := func(ep *stack.UDPEndpoint, want string) {
+		t.Helper()
+		b, _, ok := ep.Recv()
+		if !ok || string(b.Bytes()) != want {
+			t.Fatalf("endpoint %d: got %q (%v), want %q", ep.Cookie, b.Bytes(), ok, want)
+		}
+		f.link.Release(b.Frame)
+	}
+	a, b := bind(1, 7), bind(2, 8)
+	for _, p := range []string{"a1", "b1", "a2", "a3", "b2"} {
+		f.input(udpFrame(5555, 7+uint16(p[0]-'a'), []byte(p)))
+	}
+	recv(a, "a1")
+	recv(a, "a2")
+	recv(a, "a3")
+	recv(b, "b1")
+	recv(b, "b2")
+	f.input(udpFrame(5555, 7, []byte("a4"))) // a is the one found last
+	a.Close()
+	f.input(udpFrame(5555, 7, []byte("lost")))
+	if c := f.s.Counters(); c.UDPNoPort != 1 {
+		t.Fatalf("UDPNoPort = %d after a datagram to a closed port, want 1", c.UDPNoPort)
+	}
+	c := bind(3, 7)
+	f.input(udpFrame(5555, 7, []byte("c1")))
+	recv(c, "c1")
+	if a.Queued() != 0 {
+		t.Fatalf("closed endpoint holds %d datagrams", a.Queued())
+	}
+	b.Close()
+	c.Close()
+}
+
 func TestUDPReceiveQueueOverflowDropsNewest(t *testing.T) {
 	f := &fixture{t: t, link: memlink.New(64, 2048, 256), clock: &nic.VirtualClock{}, notes: &notes{}}
 	s, err := stack.New(f.link, f.clock, f.notes, stack.Config{Addr: netip.MustParsePrefix("198.51.100.1/24"), UDPQueueLen: 2})

@@ -51,6 +51,7 @@ type UDPEndpoint struct {
 type udpTable struct {
 	s       *Stack
 	ports   map[uint16]*UDPEndpoint
+	last    *UDPEndpoint // the endpoint lookup found last (nil after a close): most traffic goes to one port
 	nextEph uint16
 }
 
@@ -60,7 +61,16 @@ func (t *udpTable) init(s *Stack) {
 	t.nextEph = s.cfg.EphemeralFirst
 }
 
-func (t *udpTable) lookup(port uint16) *UDPEndpoint { return t.ports[port] }
+func (t *udpTable) lookup(port uint16) *UDPEndpoint {
+	if e := t.last; e != nil && e.port == port {
+		return e
+	}
+	e := t.ports[port]
+	if e != nil {
+		t.last = e
+	}
+	return e
+}
 
 // ephemeral returns a free port from the ephemeral range, or 0.
 func (t *udpTable) ephemeral() uint16 {
@@ -271,6 +281,9 @@ func (e *UDPEndpoint) Close() {
 			break
 		}
 		e.s.link.Release(b.Frame)
+	}
+	if e.s.udp.last == e {
+		e.s.udp.last = nil
 	}
 	if e.bound && e.s.udp.ports[e.port] == e {
 		delete(e.s.udp.ports, e.port)

@@ -219,6 +219,23 @@ func (l *LibOS) PushTo(qd QD, s *SGA, to netip.AddrPort) (QToken, error) {
 	if err != nil {
 		return 0, err
 	}
+	if q.stream || s == nil || len(s.Segs) != 1 {
+		return l.pushSegments(qd, q, s, to)
+	}
+	// One datagram of one segment, the common case: no array of buffers.
+	if !l.pushable(s) {
+		return 0, unix.EINVAL
+	}
+	b, err := l.buffer(s, 0)
+	if err != nil {
+		return 0, err
+	}
+	return l.pushDatagram(qd, q, b, to)
+}
+
+// pushSegments is PushTo of a stream, or of a datagram of several
+// segments (gathered into the first one's frame).
+func (l *LibOS) pushSegments(qd QD, q *queue, s *SGA, to netip.AddrPort) (QToken, error) {
 	var bufs [MaxSegments]nic.Buf
 	n, err := l.buffers(s, &bufs)
 	if err != nil {
@@ -236,6 +253,11 @@ func (l *LibOS) PushTo(qd QD, s *SGA, to netip.AddrPort) (QToken, error) {
 			return 0, err
 		}
 	}
+	return l.pushDatagram(qd, q, b, to)
+}
+
+// pushDatagram sends b, a datagram in one frame, to "to" on UDP queue q.
+func (l *LibOS) pushDatagram(qd QD, q *queue, b nic.Buf, to netip.AddrPort) (QToken, error) {
 	if q.steered == 0 && l.unboundInGroup(q) {
 		dst := to
 		if !dst.IsValid() {
@@ -248,7 +270,7 @@ func (l *LibOS) PushTo(qd QD, s *SGA, to netip.AddrPort) (QToken, error) {
 		}
 	}
 	qt, i := l.newOp(OpPush, qd)
-	if err = q.udp.Send(b, to, uint64(qt)); err != nil {
+	if err := q.udp.Send(b, to, uint64(qt)); err != nil {
 		l.dropOp(i)
 		q.ctr.PushErrors++
 		return 0, err

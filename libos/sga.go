@@ -71,10 +71,10 @@ func (p *sgaPool) get(l *LibOS) *SGA {
 
 func (p *sgaPool) put(s *SGA) {
 	s.inUse = false
+	clear(s.segs[:s.n]) // only the first n are ever set
 	s.n = 0
 	s.Segs = nil
 	s.Addr = netip.AddrPort{}
-	clear(s.segs[:])
 	p.free = append(p.free, s)
 }
 
@@ -163,20 +163,37 @@ func (l *LibOS) SGAFree(s *SGA) error {
 // buffers in dst. Every segment must be non-empty and inside the frame it
 // was allocated in.
 func (l *LibOS) buffers(s *SGA, dst *[MaxSegments]nic.Buf) (int, error) {
-	if s == nil || s.lib != l || !s.inUse || len(s.Segs) == 0 || len(s.Segs) > s.n {
+	if !l.pushable(s) {
 		return 0, unix.EINVAL
 	}
-	for i, seg := range s.Segs {
-		if len(seg) == 0 {
-			return 0, unix.EINVAL
+	for i := range s.Segs {
+		b, err := l.buffer(s, i)
+		if err != nil {
+			return 0, err
 		}
-		f, off, ok := l.um.FrameOfSlice(seg)
-		if !ok || f != s.frames[i] {
-			return 0, unix.EINVAL
-		}
-		dst[i] = nic.Buf{Frame: f, Data: l.um.Frame(f), Off: off, Len: len(seg)}
+		dst[i] = b
 	}
 	return len(s.Segs), nil
+}
+
+// pushable reports whether s is a live SGA of this LibOS with between one
+// and as many segments as it was allocated with.
+func (l *LibOS) pushable(s *SGA) bool {
+	return s != nil && s.lib == l && s.inUse && len(s.Segs) != 0 && len(s.Segs) <= s.n
+}
+
+// buffer returns segment i of a pushable s as a netstack buffer: it must
+// be non-empty and inside the frame it was allocated in (else EINVAL).
+func (l *LibOS) buffer(s *SGA, i int) (nic.Buf, error) {
+	seg := s.Segs[i]
+	if len(seg) == 0 {
+		return nic.Buf{}, unix.EINVAL
+	}
+	f, off, ok := l.um.FrameOfSlice(seg)
+	if !ok || f != s.frames[i] {
+		return nic.Buf{}, unix.EINVAL
+	}
+	return nic.Buf{Frame: f, Data: l.um.Frame(f), Off: off, Len: len(seg)}, nil
 }
 
 // InUMEM reports whether b lies entirely inside this LibOS's UMEM, that is,

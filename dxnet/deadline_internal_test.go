@@ -1,0 +1,88 @@
+package dxnet
+
+import (
+	"testing"
+	"time"
+)
+
+// The lazy timer of a deadline, without a stack: every case ends on a
+// state the timer reaches (or a flag it sets), waited for with a bound
+// far beyond any delay; nothing asserts how long anything took.
+
+// armedAt returns when d's timer goes off (zero: not armed).
+func armedAt(d *deadline) time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.armed
+}
+
+// eventually polls cond for up to 10 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(end) {
+			t.Fatalf("%s: not after 10 s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestDeadlineMovedLaterRearms: a deadline moved later leaves the timer
+// for the earlier time; when it goes off it arms itself for the new
+// deadline instead of expiring.
+func TestDeadlineMovedLaterRearms(t *testing.T) {
+	d := &deadline{r: &request{}}
+	defer d.stop()
+	d.set(time.Now().Add(20 * time.Millisecond))
+	first := armedAt(d)
+	later := time.Now().Add(time.Hour)
+	d.set(later)
+	// Still armed for the first time (or, after a stall of the test,
+	// already re-armed for the later one).
+	if a := armedAt(d); !a.Equal(first) && !a.Equal(later) {
+		t.Fatalf("moving the deadline later re-armed the timer: armed %v, first %v", a, first)
+	}
+	eventually(t, "the timer to re-arm for the later deadline", func() bool { return armedAt(d).Equal(later) })
+	if d.expired() {
+		t.Fatal("the deadline expired at the time it was first set to")
+	}
+}
+
+// TestDeadlineClearedLeavesTimer: a cleared deadline leaves the timer,
+// which then goes off, finds no deadline and disarms.
+func TestDeadlineClearedLeavesTimer(t *testing.T) {
+	d := &deadline{r: &request{}}
+	defer d.stop()
+	d.set(time.Now().Add(20 * time.Millisecond))
+	d.set(time.Time{})
+	eventually(t, "the timer to go off and disarm", func() bool { return armedAt(d).IsZero() })
+	if d.expired() {
+		t.Fatal("a cleared deadline expired")
+	}
+	// Armed again from scratch, it expires.
+	d.set(time.Now().Add(20 * time.Millisecond))
+	eventually(t, "the new deadline to expire", d.expired)
+}
+
+// TestDeadlineMovedEarlierResets: a deadline moved earlier than the armed
+// timer resets it, so it expires without waiting for the later time.
+func TestDeadlineMovedEarlierResets(t *testing.T) {
+	d := &deadline{r: &request{}}
+	defer d.stop()
+	d.set(time.Now().Add(time.Hour))
+	soon := time.Now().Add(20 * time.Millisecond)
+	d.set(soon)
+	if a := armedAt(d); !a.Equal(soon) && !d.expired() {
+		t.Fatalf("armed %v after moving the deadline earlier to %v", a, soon)
+	}
+	eventually(t, "the earlier deadline to expire", d.expired)
+	// In the past: expired at once; cleared: not expired.
+	d.set(time.Now().Add(-time.Second))
+	if !d.expired() {
+		t.Fatal("a deadline in the past has not expired")
+	}
+	d.set(time.Time{})
+	if d.expired() {
+		t.Fatal("a cleared deadline still reports expired")
+	}
+}

@@ -616,7 +616,7 @@ func (e *Endpoint) growSQ(n int) {
 // connection holds no queue memory.
 func (e *Endpoint) sqEmptied() {
 	if e.sqN == 0 && e.sq != nil {
-		e.p.sqPool.put(e.sq)
+		e.p.sqPool.putZeroed(e.sq) // popSQ and unwindSQ zero each slot
 		e.sq, e.sqHead = nil, 0
 	}
 }
@@ -734,8 +734,9 @@ func (e *Endpoint) popRQ() {
 	}
 	e.rqN--
 	if e.rqN == 0 {
-		// An idle connection holds no queue memory (pool.go).
-		e.p.rqPool.put(e.rq)
+		// An idle connection holds no queue memory (pool.go); popRQ
+		// zeroed each slot.
+		e.p.rqPool.putZeroed(e.rq)
 		e.rq, e.rqHead = nil, 0
 	}
 }

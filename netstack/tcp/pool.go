@@ -1,5 +1,7 @@
 package tcp
 
+import "unsafe"
+
 // ringPool recycles the arrays behind a connection's queues (send queue,
 // receive queue, out-of-order queue) by capacity, a power of two from
 // ringMin to ringMax entries, so that a connection holds queue memory only
@@ -42,6 +44,28 @@ func (p *ringPool[T]) get(c int) []T {
 	}
 	return make([]T, c)
 }
+
+// putZeroed takes back an array got from get whose entries are all zero
+// already: a queue that has just emptied, since every pop zeroes its
+// slot. Clearing it again was the largest single cost of a request in
+// the tcp_rtt server's profile (16 send-queue entries of 88 bytes and 16
+// receive-queue entries of 48, cleared on every request).
+func (p *ringPool[T]) putZeroed(q []T) {
+	if p == nil || q == nil {
+		return
+	}
+	if checkZeroed != nil {
+		var t T
+		checkZeroed(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q))), len(q)*int(unsafe.Sizeof(t))))
+	}
+	if k := ringClass(len(q)); k >= 0 && len(p.free[k]) < ringKeep(k) {
+		p.free[k] = append(p.free[k], q)
+	}
+}
+
+// checkZeroed, set by the package's tests, panics if the memory of an
+// array given to putZeroed is not all zero bytes.
+var checkZeroed func(mem []byte)
 
 // put takes back an array got from get; it is cleared first, so that no
 // frame view outlives its use.

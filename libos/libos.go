@@ -209,7 +209,7 @@ type LibOS struct {
 	epoch    time.Time
 	boot     int64 // CLOCK_MONOTONIC at epoch: the stack's clock counts from boot
 	turn     int64 // the clock as first read in the current loop turn, 0 before that and outside one
-	inTurn   bool  // inside poll: Now keeps what it reads in turn
+	inTurn   bool  // inside poll, PushTo or Pop: Now keeps what it reads in turn
 	fillGoal int   // frames the fill ring should hold
 	reserve  int   // free frames SGAAlloc leaves for the stack's own packets
 	inFill   int   // frames currently posted to the fill ring

@@ -165,7 +165,7 @@ func (l *LibOS) poll(now int64) bool {
 		l.checkEvents(now)
 	}
 	l.flush()
-	l.inTurn, l.turn = false, 0
+	l.endCall()
 	return n > 0
 }
 
@@ -384,6 +384,10 @@ func (l *LibOS) block(now, deadline int64) {
 }
 
 const maxBlockWithTX = 200 * time.Microsecond
+
+// endCall ends an application call that read the clock as a loop turn
+// does (PushTo, Pop): the next one reads it again.
+func (l *LibOS) endCall() { l.inTurn, l.turn = false, 0 }
 
 // idleClockEvery is how many idle turns of a spinning loop share one
 // clock read. An idle turn (look at three rings) took about half the time

@@ -227,10 +227,10 @@ func (l *LibOS) PushTo(qd QD, s *SGA, to netip.AddrPort) (QToken, error) {
 		l.inTurn = true
 		defer l.endCall()
 	}
-	if q.stream || s == nil || len(s.Segs) != 1 {
+	if s == nil || len(s.Segs) != 1 {
 		return l.pushSegments(qd, q, s, to)
 	}
-	// One datagram of one segment, the common case: no array of buffers.
+	// One segment, the common case: no array of 16 buffers.
 	if !l.pushable(s) {
 		return 0, unix.EINVAL
 	}
@@ -238,11 +238,18 @@ func (l *LibOS) PushTo(qd QD, s *SGA, to netip.AddrPort) (QToken, error) {
 	if err != nil {
 		return 0, err
 	}
+	if q.stream {
+		if to.IsValid() {
+			return 0, unix.EISCONN
+		}
+		one := [1]nic.Buf{b}
+		return l.pushStream(qd, q, one[:])
+	}
 	return l.pushDatagram(qd, q, b, to)
 }
 
-// pushSegments is PushTo of a stream, or of a datagram of several
-// segments (gathered into the first one's frame).
+// pushSegments is PushTo of several segments: a stream's, or a
+// datagram's (gathered into the first one's frame).
 func (l *LibOS) pushSegments(qd QD, q *queue, s *SGA, to netip.AddrPort) (QToken, error) {
 	var bufs [MaxSegments]nic.Buf
 	n, err := l.buffers(s, &bufs)

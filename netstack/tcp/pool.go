@@ -1,6 +1,9 @@
 package tcp
 
-import "unsafe"
+import (
+	"math/bits"
+	"unsafe"
+)
 
 // ringPool recycles the arrays behind a connection's queues (send queue,
 // receive queue, out-of-order queue) by capacity, a power of two from
@@ -22,10 +25,11 @@ const (
 // ringClass is the class of capacity c (a power of two >= ringMin), or -1
 // for one too large to pool.
 func ringClass(c int) int {
-	for k := 0; k < ringClasses; k++ {
-		if ringMin<<k == c {
-			return k
-		}
+	if c < ringMin || c&(c-1) != 0 {
+		return -1
+	}
+	if k := bits.TrailingZeros(uint(c)) - bits.TrailingZeros(ringMin); k < ringClasses {
+		return k
 	}
 	return -1
 }

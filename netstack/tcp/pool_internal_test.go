@@ -39,3 +39,17 @@ func TestPutZeroedChecks(t *testing.T) {
 		t.Fatal("the zeroed array did not go back to the pool")
 	}
 }
+
+// TestRingClass: every pooled capacity has its class, anything else none.
+func TestRingClass(t *testing.T) {
+	for k := 0; k < ringClasses; k++ {
+		if got := ringClass(ringMin << k); got != k {
+			t.Errorf("ringClass(%d) = %d, want %d", ringMin<<k, got, k)
+		}
+	}
+	for _, c := range []int{0, 1, 4, 7, 9, 12, 24, 100, ringMin << ringClasses, ringMin<<ringClasses + 8, -8} {
+		if got := ringClass(c); got != -1 {
+			t.Errorf("ringClass(%d) = %d, want -1", c, got)
+		}
+	}
+}

@@ -33,7 +33,7 @@ type deadline struct {
 
 	mu    sync.Mutex
 	when  time.Time // zero: none
-	armed time.Time // when the timer goes off; zero: not armed
+	armed time.Time // when the timer goes off, on the monotonic clock; zero: not armed
 	timer *time.Timer
 }
 
@@ -49,48 +49,54 @@ func (d *deadline) set(t time.Time) {
 		d.fired.Store(false)
 		return // an armed timer finds no deadline and does nothing
 	}
-	left := time.Until(t)
+	now := time.Now()
+	left := t.Sub(now)
 	if left <= 0 {
 		d.fired.Store(true)
 		d.r.interrupt(errTimeout)
 		return
 	}
 	d.fired.Store(false)
-	d.arm(t, left)
+	d.arm(now, left)
 }
 
-// arm makes sure the timer goes off at t or before; left is t - now.
-// d.mu is held.
-func (d *deadline) arm(t time.Time, left time.Duration) {
+// arm makes sure the timer goes off within left of now. The armed time
+// is kept on the monotonic clock (now's), so that a step of the wall
+// clock cannot make a firing look early. d.mu is held.
+func (d *deadline) arm(now time.Time, left time.Duration) {
 	switch {
 	case d.timer == nil:
 		d.timer = time.AfterFunc(left, d.fire)
-	case d.armed.IsZero() || t.Before(d.armed):
+	case d.armed.IsZero() || left < d.armed.Sub(now):
 		d.timer.Reset(left)
 	default:
 		return // armed for earlier: fire re-arms
 	}
-	d.armed = t
+	d.armed = now.Add(left)
 }
 
 // fire runs when the timer goes off: the deadline expires if it has
 // come, the timer is armed again if the deadline moved later, and
-// nothing happens if it was cleared. A firing left over from an earlier
-// arming finds the timer armed again for later and does nothing.
+// nothing happens if it was cleared (or the deadline stopped). A firing
+// before the armed time (one left over from before a Reset) keeps the
+// timer pending for that time.
 func (d *deadline) fire() {
 	d.mu.Lock()
 	now := time.Now()
-	if !d.armed.IsZero() && now.Before(d.armed) {
-		d.mu.Unlock()
-		return // a stale firing: the timer was reset for a later time
+	if !d.armed.IsZero() {
+		if wait := d.armed.Sub(now); wait > 0 {
+			d.timer.Reset(wait)
+			d.mu.Unlock()
+			return
+		}
 	}
 	d.armed = time.Time{}
 	if d.fired.Load() || d.when.IsZero() {
 		d.mu.Unlock()
 		return
 	}
-	if now.Before(d.when) {
-		d.arm(d.when, d.when.Sub(now))
+	if left := d.when.Sub(now); left > 0 {
+		d.arm(now, left)
 		d.mu.Unlock()
 		return
 	}
@@ -106,7 +112,8 @@ func (d *deadline) stop() {
 	if d.timer != nil {
 		d.timer.Stop()
 	}
-	d.armed = time.Time{}
+	// A firing already under way finds no deadline and re-arms nothing.
+	d.when, d.armed = time.Time{}, time.Time{}
 }
 
 // interrupt cancels the call r is running, if it is still pending, and

@@ -86,3 +86,37 @@ func TestDeadlineMovedEarlierResets(t *testing.T) {
 		t.Fatal("a cleared deadline still reports expired")
 	}
 }
+
+// TestDeadlineStoppedStaysDisarmed: a firing that was already under way
+// when the deadline stopped (Close) arms nothing again, even for a
+// deadline that had moved later.
+func TestDeadlineStoppedStaysDisarmed(t *testing.T) {
+	d := &deadline{r: &request{}}
+	d.set(time.Now().Add(time.Hour))
+	d.set(time.Now().Add(2 * time.Hour)) // later: the timer stays armed for the first
+	d.stop()
+	d.fire() // the firing under way
+	if a := armedAt(d); !a.IsZero() {
+		t.Fatalf("armed for %v after stop", a)
+	}
+	if d.expired() {
+		t.Fatal("a stopped deadline expired")
+	}
+}
+
+// TestDeadlineEarlyFiringKeepsTimer: a firing before the armed time
+// (left over from before a Reset, or after a step of the wall clock)
+// leaves the deadline armed and does not expire it; wall-clock-only
+// deadlines (no monotonic reading) work as others do.
+func TestDeadlineEarlyFiringKeepsTimer(t *testing.T) {
+	d := &deadline{r: &request{}}
+	defer d.stop()
+	far := time.Now().Add(time.Hour).Round(0) // wall clock only
+	d.set(far)
+	d.fire() // early
+	if a := armedAt(d); a.IsZero() || d.expired() {
+		t.Fatalf("after an early firing: armed %v, expired %v", a, d.expired())
+	}
+	d.set(time.Now().Add(20 * time.Millisecond).Round(0))
+	eventually(t, "a wall-clock deadline moved earlier to expire", d.expired)
+}

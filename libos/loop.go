@@ -326,7 +326,7 @@ func (l *LibOS) run(qts []QToken, timeout time.Duration) (int, error) {
 		if timeout == 0 {
 			return -1, unix.ETIMEDOUT
 		}
-		if !active {
+		if !active && spin > 0 {
 			// A clock read costs more than an idle turn: while
 			// spinning, read it every idleClockEvery turns only.
 			if idleTurns++; idleTurns < idleClockEvery {

@@ -78,7 +78,10 @@ func (h *harness) cabiRound(l lab, round, slot int, goStack string) {
 		stack, workload string
 		server, client  []string
 	}
-	port := 7501 + 10*(slot-1) // new TCP ports each slot: no TIME_WAIT reuse
+	// New TCP ports each slot (no TIME_WAIT reuse), from 20001 up: clear
+	// of the other workloads' ports (below 9100) for any number of rounds
+	// short of a thousand.
+	port := 20001 + 10*(slot-1)
 	ctp, gtp := strconv.Itoa(port), strconv.Itoa(port+5)
 	goPairs := []pair{
 		{goStack, "udp_rtt", []string{h.bin["udp-echo"], "-iface", l["IFA"], "-addr", srv + ":7777"},

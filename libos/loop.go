@@ -326,13 +326,12 @@ func (l *LibOS) run(qts []QToken, timeout time.Duration) (int, error) {
 		if timeout == 0 {
 			return -1, unix.ETIMEDOUT
 		}
-		if !active && spin > 0 {
+		if !active && spin > 0 && (l.grp == nil || !l.grp.crowded.Load()) {
 			// A clock read costs more than an idle turn: while
-			// spinning, read it every idleClockEvery turns only.
+			// spinning, read it every idleClockEvery turns only. (Not
+			// when loops share processors: there an idle turn yields,
+			// and may last as long as the other loops' turns.)
 			if idleTurns++; idleTurns < idleClockEvery {
-				if l.grp != nil && l.grp.crowded.Load() {
-					runtime.Gosched()
-				}
 				continue
 			}
 		}

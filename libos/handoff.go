@@ -269,7 +269,12 @@ func (l *LibOS) giveBack(f uint32) {
 func (l *LibOS) takeHandoffs() int {
 	g, h := l.grp, &l.hof
 	got := 0
-	posted := g.inbox[l.qi].from.Swap(0)
+	var posted uint64
+	// Look before taking: a swap writes the line, which the other loops
+	// post to, even when it holds nothing (most turns).
+	if in := &g.inbox[l.qi].from; in.Load() != 0 {
+		posted = in.Swap(0)
+	}
 	for ; posted != 0; posted &= posted - 1 {
 		from := bits.TrailingZeros64(posted)
 		in := g.lends[from][l.qi]

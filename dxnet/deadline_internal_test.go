@@ -48,6 +48,28 @@ func TestDeadlineMovedLaterRearms(t *testing.T) {
 	}
 }
 
+// TestDeadlineMovedLaterKeepsTimer: with deadlines an hour away, where no
+// timer can go off during the test, moving the deadline later or clearing
+// it leaves the timer armed for the first time (no reset), and moving it
+// earlier resets it.
+func TestDeadlineMovedLaterKeepsTimer(t *testing.T) {
+	d := &deadline{r: &request{}}
+	defer d.stop()
+	d.set(time.Now().Add(time.Hour))
+	first := armedAt(d)
+	for _, t2 := range []time.Time{time.Now().Add(2 * time.Hour), {}, time.Now().Add(3 * time.Hour)} {
+		d.set(t2)
+		if a := armedAt(d); !a.Equal(first) {
+			t.Fatalf("deadline moved to %v: timer armed for %v, want still %v", t2, a, first)
+		}
+	}
+	earlier := time.Now().Add(30 * time.Minute)
+	d.set(earlier)
+	if a := armedAt(d); !a.Equal(earlier) {
+		t.Fatalf("deadline moved earlier to %v: timer armed for %v", earlier, a)
+	}
+}
+
 // TestDeadlineClearedLeavesTimer: a cleared deadline leaves the timer,
 // which then goes off, finds no deadline and disarms.
 func TestDeadlineClearedLeavesTimer(t *testing.T) {

@@ -42,6 +42,7 @@ type pendingDgram struct {
 // resolutions in progress are bounded.
 type neighTable struct {
 	last       *neighEntry // the entry lookup returned last (see lookup)
+	lastUntil  int64       // lookup trusts last without a clock read until tick sees this time
 	s          *Stack
 	cfg        *ARPConfig
 	entries    map[[4]byte]*neighEntry
@@ -59,23 +60,29 @@ func (t *neighTable) init(s *Stack, cfg *ARPConfig) {
 // lookup returns the link address of hop if it is known and fresh. Shortly
 // before an entry expires it sends one refresh request so that a busy flow
 // never stalls on re-resolution.
+//
+// Traffic mostly goes to one next hop (the peer, or the gateway): lookup
+// remembers the entry it returned last and answers for it with neither the
+// map nor a clock read (a read costs about as much as the rest of a
+// datagram's output). Its age is checked by the stack's timer instead:
+// tick forgets last once the entry reaches its refresh window (lastUntil,
+// part of NextDeadline), and the next lookup takes the full path, which
+// reads the clock, refreshes or expires the entry. A driver that does not
+// tick while it sends may use the entry past its refresh time until it
+// does, as Linux sends through a stale entry while it re-validates it.
 func (t *neighTable) lookup(hop [4]byte) (ethernet.Addr, bool) {
-	now := t.s.clock.Now()
-	// Traffic mostly goes to one next hop (the peer, or the gateway):
-	// remember the last entry and skip the map for it.
-	window := int64(t.cfg.RetryInterval) * int64(t.cfg.Retries) // refresh this long before expiry
-	if e := t.last; e != nil && e.ip == hop && e.state == neighReachable && now < e.expires &&
-		(e.refreshing || e.expires-now >= window) {
+	if e := t.last; e != nil && e.ip == hop {
 		return e.mac, true
 	}
+	now := t.s.clock.Now()
 	e := t.entries[hop]
 	if e != nil && e.state == neighReachable {
 		if now < e.expires {
-			if !e.refreshing && e.expires-now < window {
+			if !e.refreshing && e.expires-now < t.window() {
 				e.refreshing = true
 				t.refresh(e)
 			}
-			t.last = e
+			t.remember(e)
 			return e.mac, true
 		}
 		// Expired: forget it and resolve again.
@@ -88,6 +95,19 @@ func (t *neighTable) lookup(hop [4]byte) (ethernet.Addr, bool) {
 		}
 	}
 	return ethernet.Addr{}, false
+}
+
+// window is how long before an entry expires lookup sends its refresh
+// request.
+func (t *neighTable) window() int64 { return int64(t.cfg.RetryInterval) * int64(t.cfg.Retries) }
+
+// remember makes the reachable e lookup's last entry, trusted until its
+// refresh window begins, or, with a refresh out, until it expires.
+func (t *neighTable) remember(e *neighEntry) {
+	t.last, t.lastUntil = e, e.expires
+	if !e.refreshing {
+		t.lastUntil -= t.window()
+	}
 }
 
 // refresh re-validates a reachable entry before it expires.
@@ -123,6 +143,9 @@ func (t *neighTable) insert(ip [4]byte, mac ethernet.Addr) *neighEntry {
 	}
 	e.mac, e.state, e.refreshing = mac, neighReachable, false
 	e.expires = t.s.clock.Now() + int64(t.cfg.CacheTTL)
+	if e == t.last {
+		t.remember(e) // its new MAC and lifetime
+	}
 	t.s.ctr.ARPResolved++
 	return e
 }
@@ -191,6 +214,9 @@ func (t *neighTable) hold(b *nic.Buf, hop [4]byte, tag uint64) error {
 			e = &neighEntry{ip: hop}
 			t.entries[hop] = e
 		}
+		if e == t.last {
+			t.last = nil // no longer reachable
+		}
 		now := t.s.clock.Now()
 		e.state = neighIncomplete
 		e.deadline = now + int64(t.cfg.RetryInterval)*int64(t.cfg.Retries)
@@ -226,8 +252,12 @@ func (t *neighTable) sharedPoll() int64 {
 	return p
 }
 
-// tick retries and expires resolutions in progress.
+// tick retries and expires resolutions in progress, and ends lookup's
+// trust in its last entry (lastUntil).
 func (t *neighTable) tick(now int64) {
+	if t.last != nil && now >= t.lastUntil {
+		t.last = nil
+	}
 	for i := 0; i < len(t.incomplete); {
 		e := t.incomplete[i]
 		if now < e.nextRetry {
@@ -283,6 +313,9 @@ func (t *neighTable) fail(e *neighEntry) {
 
 func (t *neighTable) nextDeadline() int64 {
 	var d int64
+	if t.last != nil {
+		d = t.lastUntil
+	}
 	for _, e := range t.incomplete {
 		if d == 0 || e.nextRetry < d {
 			d = e.nextRetry

@@ -96,6 +96,15 @@ func udpFrame(sport, dport uint16, payload []byte) []byte {
 
 func (f *fixture) input(pkt []byte) { f.s.Input(f.link.Inject(pkt)) }
 
+// advance moves the clock on by d and, as a driver's loop does, ticks the
+// stack if its next deadline has come.
+func (f *fixture) advance(d time.Duration) {
+	f.clock.Advance(int64(d))
+	if t := f.s.NextDeadline(); t != 0 && f.clock.T >= t {
+		f.s.Tick()
+	}
+}
+
 // sent completes all transmissions and returns their bytes.
 func (f *fixture) sent() [][]byte {
 	var out [][]byte
@@ -590,19 +599,102 @@ func TestNeighbourRefreshAndExpiry(t *testing.T) {
 	if arps, ips := kinds(send()); len(arps) != 0 || ips != 1 {
 		t.Fatalf("fresh entry: %d ARP, %d datagrams", len(arps), ips)
 	}
-	f.clock.Advance(int64(58 * time.Second)) // 2 s before expiry (3 retries x 1 s window)
+	f.advance(58 * time.Second) // 2 s before expiry (3 retries x 1 s window)
 	if arps, ips := kinds(send()); len(arps) != 1 || arps[0] != peerMAC || ips != 1 {
 		t.Fatalf("near expiry: ARP to %v, %d datagrams; want one unicast refresh and the datagram", arps, ips)
 	}
 	if arps, ips := kinds(send()); len(arps) != 0 || ips != 1 {
 		t.Fatalf("refresh already out: %d ARP, %d datagrams", len(arps), ips)
 	}
-	f.clock.Advance(int64(3 * time.Second)) // expired, no reply came
+	f.advance(3 * time.Second) // expired, no reply came
 	if arps, ips := kinds(send()); len(arps) != 1 || arps[0] != ethernet.Broadcast || ips != 0 {
 		t.Fatalf("expired: ARP to %v, %d datagrams; want a broadcast request and the datagram held", arps, ips)
 	}
 	f.input(arpFrame(arp.OpReply, peerMAC, peerIP, ourMAC, ourIP, ourMAC))
 	if _, ips := kinds(f.link.Complete()); ips != 1 {
 		t.Fatalf("the held datagram did not leave after the reply")
+	}
+}
+
+// countingClock is a virtual clock that counts its reads.
+type countingClock struct {
+	nic.VirtualClock
+	reads int
+}
+
+func (c *countingClock) Now() int64 { c.reads++; return c.VirtualClock.Now() }
+
+// TestNeighbourFastPathReadsNoClock: datagrams to the neighbour used last
+// read no clock; the stack's timer ends that at the refresh window, and
+// the next datagram then sends the refresh request; the reply makes the
+// fast path good for a new lifetime.
+func TestNeighbourFastPathReadsNoClock(t *testing.T) {
+	clock := &countingClock{VirtualClock: nic.VirtualClock{T: 1}}
+	link := memlink.New(64, 2048, 256)
+	s, err := stack.New(link, clock, &notes{}, stack.Config{Addr: netip.MustParsePrefix("198.51.100.1/24"), Mode: stack.Dedicated})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Input(link.Inject(arpFrame(arp.OpRequest, peerMAC, peerIP, ethernet.Addr{}, ourIP, ethernet.Broadcast)))
+	link.Complete()
+	ep := s.NewUDP(1)
+	to := netip.AddrPortFrom(netip.AddrFrom4(peerIP), 9)
+	send := func() (arps, ips int) {
+		t.Helper()
+		b, _ := link.Alloc()
+		b.Len = copy(b.Data[b.Off:], "x")
+		if err := ep.Send(b, to, 0); err != nil {
+			t.Fatal(err)
+		}
+		link.Release(b.Frame)
+		for _, f := range link.Complete() {
+			if eth, _ := ethernet.Parse(f.Bytes); eth.Type() == ethernet.TypeARP {
+				arps++
+			} else if eth.Dst() == peerMAC {
+				ips++
+			}
+		}
+		return
+	}
+	tick := func(d time.Duration) {
+		clock.Advance(int64(d))
+		if dl := s.NextDeadline(); dl != 0 && clock.T >= dl {
+			s.Tick()
+		}
+	}
+	send() // the first lookup takes the map
+	r := clock.reads
+	for i := 0; i < 10; i++ {
+		if arps, ips := send(); arps != 0 || ips != 1 {
+			t.Fatalf("fast path: %d ARP, %d datagrams", arps, ips)
+		}
+	}
+	if clock.reads != r {
+		t.Fatalf("10 datagrams to the last neighbour read the clock %d times", clock.reads-r)
+	}
+	d := s.NextDeadline()
+	if d == 0 || d > 1+int64(57*time.Second) || d < 1+int64(56*time.Second) {
+		t.Fatalf("NextDeadline %d, want the refresh window's start, 57 s after learning (60 s TTL, 3 x 1 s)", d)
+	}
+	tick(30 * time.Second) // not yet
+	if arps, ips := send(); arps != 0 || ips != 1 {
+		t.Fatalf("mid-life: %d ARP, %d datagrams", arps, ips)
+	}
+	tick(28 * time.Second) // 58 s: inside the refresh window
+	if arps, ips := send(); arps != 1 || ips != 1 {
+		t.Fatalf("refresh window: %d ARP, %d datagrams; want the refresh and the datagram", arps, ips)
+	}
+	s.Input(link.Inject(arpFrame(arp.OpReply, peerMAC, peerIP, ourMAC, ourIP, ourMAC)))
+	link.Complete()
+	r = clock.reads
+	if arps, ips := send(); arps != 0 || ips != 1 || clock.reads != r {
+		t.Fatalf("after the reply: %d ARP, %d datagrams, %d clock reads", arps, ips, clock.reads-r)
+	}
+	if d := s.NextDeadline(); d < clock.T+int64(56*time.Second) {
+		t.Fatalf("after the reply NextDeadline is %d s away, want a new lifetime", (d-clock.T)/int64(time.Second))
+	}
+	s.Close()
+	if err := link.Check(); err != nil {
+		t.Error(err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,11 +52,14 @@ var workloads = []struct {
 }{
 	// Issue 10's targets, as ratios inside one run.
 	{"udp_rtt", "64-byte UDP echo, one outstanding, closed loop; RTT in us", "p50_us",
-		[]target{{"kernel", "", true, math.NaN(), ""}, {"gvisor", "", true, math.NaN(), ""}, {"reflector", "", true, 1.15, ""}}},
+		[]target{{"kernel", "", true, math.NaN(), ""}, {"gvisor", "", true, math.NaN(), ""}, {"reflector", "", true, math.NaN(), ""},
+			{reflectorBeside, "", true, 1.15, libosBeside}}},
 	{"udp_pps", "64-byte UDP echo, 32 outstanding; replies per second", "pps",
-		[]target{{"kernel", "", false, math.NaN(), ""}, {"gvisor", "", false, math.NaN(), ""}, {"reflector", "", false, 0.9, ""}}},
+		[]target{{"kernel", "", false, math.NaN(), ""}, {"gvisor", "", false, math.NaN(), ""}, {"reflector", "", false, math.NaN(), ""},
+			{reflectorBeside, "", false, 0.9, libosBeside}}},
 	{"tcp_rtt", "64-byte request/response on one TCP connection; RTT in us", "p50_us",
-		[]target{{"kernel", "", true, 0.5, ""}, {"gvisor", "", true, math.NaN(), ""}, {"reflector", "udp_rtt", true, 1.3, ""}}},
+		[]target{{"kernel", "", true, 0.5, ""}, {"gvisor", "", true, math.NaN(), ""}, {"reflector", "udp_rtt", true, math.NaN(), ""},
+			{reflectorBeside, "udp_rtt", true, 1.3, libosBeside}}},
 	{"tcp_bulk", "one TCP connection streaming up to 1 GiB (time-capped); Gbit/s", "gbps",
 		[]target{{"kernel", "", false, 1, ""}, {"kernel_offload", "", false, math.NaN(), ""}, {"gvisor", "", false, math.NaN(), ""},
 			{"reflector", "bulk_ceiling", false, 0.8, ""},
@@ -102,6 +106,8 @@ func (h *harness) document(idle map[string]map[string]float64, micro map[string]
 			"kernel_offload": "the same, veth with TSO/GSO/GRO and checksum offloads on (tcp_bulk)",
 			"libos":          "demixdp libOS on both ends (UDP: cmd/udp-echo server; TCP: dxbench tcp-server -stack libos; dxbench libOS clients); http: cmd/http-hello on dxnet, wrk (kernel) as the client",
 			"cabi":           "the C ABI on both ends: examples/c/udp-ping-pong and tcp-ping-pong (libdemikernel.so), the libos pair's addresses; a full run measures it 3 times a round, and its figures are medians of all those measurements",
+			libosBeside:      "the libos pair again (udp_rtt, udp_pps, tcp_rtt), measured right beside reflector_beside " + strconv.Itoa(besidePerRound) + " times a round (beside.go): the numerator of the targets against the bare pair, a median of the neighbours' ratios",
+			reflectorBeside:  "the reflector pair again (udp_rtt, udp_pps), measured right beside libos_beside: the denominator of those targets",
 			cabiBeside:       "the libos pair again, measured right beside each measurement of the cabi pair (before it and after it in turn): the denominator of cabi/libos, a median of the neighbours' ratios",
 			"gvisor":         "gVisor netstack on its AF_XDP link endpoint on both ends (demixdp steering program redirects to it)",
 			"reflector":      "bare AF_XDP pair: cmd/xdp-reflect -busy and cmd/xdp-client, no stack",
@@ -324,7 +330,7 @@ func markdown(doc map[string]any) string {
 		}
 		b.WriteString("\n")
 	}
-	order := []string{"libos", "libos_q1", "libos_q2_1cpu", "libos_q2", "kv_net", "redis", "cabi", cabiBeside, "reflector", "asavie", "kernel", "kernel_offload", "gvisor",
+	order := []string{"libos", "libos_q1", "libos_q2_1cpu", "libos_q2", "kv_net", "redis", "cabi", cabiBeside, libosBeside, "reflector", reflectorBeside, "asavie", "kernel", "kernel_offload", "gvisor",
 		"kernel_client/libos", "kernel_client/reflector", "kernel_client/asavie", "kernel_client/gvisor", "libos_client/kernel"}
 	for _, w := range workloads {
 		wd, ok := doc[w.name].(*workloadDoc)

@@ -799,6 +799,9 @@ func (h *harness) run() error {
 		h.wakeupRound(r)
 		h.udpRound(l, r)
 		h.tcpRound(l, lo, r)
+		for i := 1; i <= besidePerRound; i++ {
+			h.besideRound(l, r, (r-1)*besidePerRound+i)
+		}
 		if h.want("cabi") {
 			for i := 1; i <= cabiPerRound; i++ {
 				h.cabiRound(l, r, (r-1)*cabiPerRound+i, cabiBeside)

@@ -77,6 +77,15 @@ type Config struct {
 	Mode Mode
 	// NoNeedWakeup disables XDP_USE_NEED_WAKEUP. Ignored when Shared is set.
 	NoNeedWakeup bool
+	// TxMetadata registers the UMEM with TxMetadataLen bytes of TX
+	// metadata in front of every transmitted packet (tx_metadata_len with
+	// XDP_UMEM_TX_METADATA_LEN, kernels >= 6.11), so that a descriptor
+	// may ask for offloads such as the L4 checksum (PutTxChecksum). Every
+	// TX descriptor must then start at least TxMetadataLen bytes into its
+	// frame. A kernel that refuses the registration gets one without
+	// metadata: TxMetadataLen tells which. Ignored when Shared is set (the
+	// owner's registration holds).
+	TxMetadata bool
 	// Shared makes this socket use Shared's UMEM (XDP_SHARED_UMEM). On a
 	// different queue or device the socket gets its own fill and completion
 	// rings (FillSize, CompletionSize; kernels >= 5.10). On the same device
@@ -118,7 +127,8 @@ type Socket struct {
 	maps       [][]byte // ring mappings this socket owns
 	ownRings   bool     // fill and completion rings are ours, not the owner's
 	closed     bool
-	zcRefusal  error // ModeAuto: why zero-copy was refused (ZeroCopyRefusal)
+	zcRefusal  error  // ModeAuto: why zero-copy was refused (ZeroCopyRefusal)
+	txMetaLen  uint32 // the UMEM's tx_metadata_len (0: none)
 }
 
 // Open creates an AF_XDP socket, registers the UMEM (unless cfg.Shared is
@@ -258,11 +268,27 @@ func open(cfg *Config, bindFlags uint16) (_ *Socket, step string, err error) {
 			Size:     cfg.FrameSize,
 			Headroom: cfg.FrameHeadroom,
 		}
-		if err := setsockopt(fd, unix.XDP_UMEM_REG, unsafe.Pointer(&reg), unsafe.Sizeof(reg)); err != nil {
-			return nil, stepUmemReg, err
+		var rerr error = unix.EINVAL
+		if cfg.TxMetadata {
+			// Only with the flag: kernels before 6.11 reject it, and
+			// those before 6.8 would ignore a bare tx_metadata_len, then
+			// refuse every descriptor that asks for metadata.
+			meta := reg
+			meta.Flags |= unix.XDP_UMEM_TX_METADATA_LEN
+			meta.Tx_metadata_len = TxMetadataLen
+			if rerr = setsockopt(fd, unix.XDP_UMEM_REG, unsafe.Pointer(&meta), unsafe.Sizeof(meta)); rerr == nil {
+				s.txMetaLen = TxMetadataLen
+			}
+		}
+		if errors.Is(rerr, unix.EINVAL) {
+			rerr = setsockopt(fd, unix.XDP_UMEM_REG, unsafe.Pointer(&reg), unsafe.Sizeof(reg))
+		}
+		if rerr != nil {
+			return nil, stepUmemReg, rerr
 		}
 	} else {
 		s.needWakeup = owner.needWakeup
+		s.txMetaLen = owner.txMetaLen
 	}
 
 	type ringOpt struct {
@@ -361,6 +387,11 @@ func (s *Socket) FD() int { return s.fd }
 // ZeroCopy reports whether the kernel bound the socket in zero-copy mode
 // (XDP_OPTIONS_ZEROCOPY from getsockopt XDP_OPTIONS, read at Open).
 func (s *Socket) ZeroCopy() bool { return s.zeroCopy }
+
+// TxMetadataLen returns the bytes of TX metadata the UMEM was registered
+// with (TxMetadataLen, or 0 when Config.TxMetadata was not set or the
+// kernel refused it).
+func (s *Socket) TxMetadataLen() uint32 { return s.txMetaLen }
 
 // NeedWakeupEnabled reports whether the socket uses XDP_USE_NEED_WAKEUP, i.e.
 // whether the rings' NeedWakeup flags are meaningful.

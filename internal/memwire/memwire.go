@@ -45,6 +45,9 @@ type Config struct {
 // Stats count what the wire did.
 type Stats struct {
 	Sent, Delivered, Lost, Duplicated, Reordered, Corrupted, NoFrame uint64
+	// Partial counts frames sent with a partial checksum, Completed the
+	// copies of them the wire completed.
+	Partial, Completed uint64
 }
 
 // Wire is two Links, A and B, and the packets between them.
@@ -209,7 +212,11 @@ func (l *Link) Transmit(b nic.Buf, tag uint64) error {
 	}
 	l.inflight[f] = true
 	l.done = append(l.done, txDone{f, tag})
-	l.w.send(l.peer, b.Bytes())
+	cs := -1 // a partial checksum: completed in the copy, as the kernel would
+	if b.CsumStart != 0 {
+		cs = int(b.CsumStart) - b.Off
+	}
+	l.w.send(l.peer, b.Bytes(), cs, int(b.CsumOffset))
 	return nil
 }
 
@@ -251,8 +258,14 @@ func (w *Wire) buf(p []byte) []byte {
 	return append(b, p...)
 }
 
-func (w *Wire) send(to *Link, p []byte) {
+// send puts p on the wire to to. If cs >= 0, p's L4 checksum from cs to
+// its end is partial (nic.Buf.CsumStart) and each copy is completed, with
+// the field at cs+off.
+func (w *Wire) send(to *Link, p []byte, cs, off int) {
 	w.Stats.Sent++
+	if cs >= 0 {
+		w.Stats.Partial++
+	}
 	c := &w.cfg
 	if c.Loss > 0 && w.rng.Float64() < c.Loss {
 		w.Stats.Lost++
@@ -270,6 +283,10 @@ func (w *Wire) send(to *Link, p []byte) {
 			t += 1 + w.rng.Int63n(int64(c.ReorderDelay))
 		}
 		data := w.buf(p)
+		if cs >= 0 {
+			nic.CompleteChecksum(data[cs:], off)
+			w.Stats.Completed++
+		}
 		if c.Corrupt > 0 && len(data) > 0 && w.rng.Float64() < c.Corrupt {
 			w.Stats.Corrupted++
 			data[w.rng.Intn(len(data))] ^= byte(1 + w.rng.Intn(255))

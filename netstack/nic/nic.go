@@ -8,7 +8,12 @@
 // deterministic tests.
 package nic
 
-import "errors"
+import (
+	"encoding/binary"
+	"errors"
+
+	"github.com/demixdp/demixdp/netstack/checksum"
+)
 
 // ErrNoBufs reports that the link has no free frame (the UMEM is exhausted).
 var ErrNoBufs = errors.New("nic: no free frame")
@@ -26,9 +31,39 @@ var ErrTxFull = errors.New("nic: transmit queue full")
 // (Link.Ref) and drop it with Link.Release.
 type Buf struct {
 	Frame uint32 // the link's handle for the frame
-	Data  []byte // the whole frame
-	Off   int    // first byte of the packet
-	Len   int    // packet length
+	// CsumStart, when not 0, says the packet's L4 checksum is partial
+	// (transmit checksum offload): the checksum field, at
+	// Data[CsumStart+CsumOffset:], holds the folded sum of the
+	// pseudo-header, and the checksum is yet to be computed over
+	// Data[CsumStart : Off+Len] by the link, the kernel or the device
+	// (Link's TxChecksumOffload). CompleteChecksum does it in software.
+	CsumStart, CsumOffset uint16
+	Data                  []byte // the whole frame
+	Off                   int    // first byte of the packet
+	Len                   int    // packet length
+}
+
+// CompleteChecksum computes a partial L4 checksum (CsumStart) in software
+// and clears the mark; a Buf without one is left alone.
+func (b *Buf) CompleteChecksum() {
+	if b.CsumStart == 0 {
+		return
+	}
+	CompleteChecksum(b.Data[b.CsumStart:b.Off+b.Len], int(b.CsumOffset))
+	b.CsumStart, b.CsumOffset = 0, 0
+}
+
+// CompleteChecksum completes the partial checksum of l4, which runs from
+// where the checksum starts to the end of the packet and holds at offset
+// the folded sum of the pseudo-header: it stores the ones' complement of
+// the sum of l4, written as 0xffff when it comes out 0 (RFC 768's rule;
+// TCP treats both as equal).
+func CompleteChecksum(l4 []byte, offset int) {
+	c := ^checksum.Fold(checksum.Sum(l4, 0))
+	if c == 0 {
+		c = 0xffff
+	}
+	binary.BigEndian.PutUint16(l4[offset:], c)
 }
 
 // Bytes returns the packet, capped so that append cannot write past it.

@@ -83,6 +83,11 @@ type Config struct {
 	// TCP tunes the TCP engine (zero: defaults; its ephemeral range
 	// defaults to the one above).
 	TCP tcp.Config
+	// TxChecksumOffload leaves the UDP and TCP checksums of outgoing
+	// packets partial (nic.Buf.CsumStart) for the link to complete: set it
+	// only over a link that does (the libOS's, when the device or the
+	// kernel computes them). It overrides TCP.TxChecksumOffload.
+	TxChecksumOffload bool
 }
 
 // Errors returned by New.

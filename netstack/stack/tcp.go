@@ -45,6 +45,7 @@ func (s *Stack) initTCP(cfg tcp.Config) {
 	if cfg.EphemeralFirst == 0 {
 		cfg.EphemeralFirst, cfg.EphemeralLast = s.cfg.EphemeralFirst, s.cfg.EphemeralLast
 	}
+	cfg.TxChecksumOffload = s.cfg.TxChecksumOffload
 	s.tcp = tcp.New(g, g, cfg)
 }
 

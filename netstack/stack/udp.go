@@ -3,6 +3,7 @@ package stack
 import (
 	"net/netip"
 
+	"github.com/demixdp/demixdp/netstack/checksum"
 	"github.com/demixdp/demixdp/netstack/ipv4"
 	"github.com/demixdp/demixdp/netstack/nic"
 	"github.com/demixdp/demixdp/netstack/udp"
@@ -210,7 +211,13 @@ func (e *UDPEndpoint) Send(b nic.Buf, to netip.AddrPort, tag uint64) error {
 	b.Prepend(udp.HeaderLen) // cannot fail: Off >= UDPOverhead
 	h := udp.Header(b.Bytes())
 	h.Encode(e.port, dport, uint16(b.Len))
-	h.SetChecksum(h.ComputeChecksum(e.s.addr, dst))
+	if e.s.cfg.TxChecksumOffload {
+		h.SetChecksum(checksum.Fold(checksum.PseudoIPv4(e.s.addr, dst, ipv4.ProtoUDP, uint16(b.Len))))
+		b.CsumStart, b.CsumOffset = uint16(b.Off), udp.ChecksumOffset
+	} else {
+		h.SetChecksum(h.ComputeChecksum(e.s.addr, dst))
+		b.CsumStart = 0
+	}
 	if err := e.s.outputIPv4(&b, ipv4.ProtoUDP, dst, tag); err != nil {
 		return err
 	}

@@ -72,7 +72,7 @@ func newHost(t testing.TB, l nic.Link, clk nic.Clock, addr netip.Prefix, cfg tcp
 		cfg.ISN = tcp.NewISNGeneratorKey([16]byte{1, 2, 3})
 		cfg.Cookies = tcp.NewSYNCookiesKey([16]byte{4, 5, 6})
 	}
-	s, err := stack.New(l, clk, h, stack.Config{Addr: addr, TCP: cfg})
+	s, err := stack.New(l, clk, h, stack.Config{Addr: addr, TCP: cfg, TxChecksumOffload: cfg.TxChecksumOffload})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,6 +332,21 @@ func TestTransferLoss1(t *testing.T) {
 func TestTransferLoss5(t *testing.T) {
 	p := transfer(t, memwire.Config{Seed: 3, Loss: 0.05, Reorder: 0.02, Dup: 0.02, Corrupt: 0.01}, 50<<20, tcp.Config{})
 	checkRTOs(t, p, 6, 12)
+}
+
+// TestTransferChecksumOffload: with transmit checksum offload every
+// segment leaves with the pseudo-header's sum in its checksum field, and
+// the wire completes it, as the kernel or a NIC does; under loss, reordering
+// and corruption (which the receiver must still catch) every byte arrives.
+func TestTransferChecksumOffload(t *testing.T) {
+	p := transfer(t, memwire.Config{Seed: 5, Loss: 0.01, Reorder: 0.01, Corrupt: 0.005}, 8<<20, tcp.Config{TxChecksumOffload: true})
+	segs := p.a.s.TCP().Counters().SegsOut + p.b.s.TCP().Counters().SegsOut
+	if p.w.Stats.Partial != segs || p.w.Stats.Completed == 0 {
+		t.Fatalf("%d of %d segments left their checksum partial (%d completed): every segment must", p.w.Stats.Partial, segs, p.w.Stats.Completed)
+	}
+	if ca, cb := p.a.s.TCP().Counters(), p.b.s.TCP().Counters(); ca.BadChecksum+cb.BadChecksum == 0 {
+		t.Fatal("no corrupted segment was caught: the test cannot tell a completed checksum from none")
+	}
 }
 
 func TestTransferNewRenoLoss(t *testing.T) {

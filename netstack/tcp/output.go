@@ -165,8 +165,7 @@ func (e *Endpoint) writeHeader(b *nic.Buf, seq Seq, flags Flags) bool {
 	h.Encode(&Fields{SrcPort: e.t.LocalPort, DstPort: e.t.RemotePort, Seq: seq, Ack: ack,
 		DataOffset: uint8(HeaderLen + n), Flags: flags, Window: win})
 	copy(h[HeaderLen:], e.scratch[:n])
-	full := Header(b.Bytes())
-	full.SetChecksum(full.ComputeChecksum(e.t.LocalAddr, e.t.RemoteAddr))
+	e.p.setChecksum(b, &e.t)
 	if flags.Has(FlagACK) {
 		e.ackNow, e.delackAt, e.unacked = false, 0, 0
 		e.lastAckTx = e.rcvNxt

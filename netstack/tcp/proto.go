@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/demixdp/demixdp/netstack/checksum"
 	"github.com/demixdp/demixdp/netstack/nic"
 )
 
@@ -95,6 +96,9 @@ type Config struct {
 	// EphemeralFirst..EphemeralLast is the port range for Connect without
 	// Bind and for Bind to port 0; zero means 61000..65535.
 	EphemeralFirst, EphemeralLast uint16
+	// TxChecksumOffload leaves segments' checksums partial for the link to
+	// complete (nic.Buf.CsumStart); the stack sets it.
+	TxChecksumOffload bool
 	// Frames turns on frame budgets (budget.go): the link frames that the
 	// connections' send, receive and out-of-order queues may hold in all,
 	// shared fairly between the connections holding any. 0 (the default
@@ -334,7 +338,7 @@ func (p *Proto) sendRaw(t *Tuple, seq, ack Seq, flags Flags, win uint16, opts *O
 	h.Encode(&Fields{SrcPort: t.LocalPort, DstPort: t.RemotePort, Seq: seq, Ack: ack,
 		DataOffset: uint8(HeaderLen + n), Flags: flags, Window: win})
 	copy(h[HeaderLen:], ob[:n])
-	h.SetChecksum(h.ComputeChecksum(t.LocalAddr, t.RemoteAddr))
+	p.setChecksum(&b, t)
 	if p.output(&b, t.RemoteAddr) == nil {
 		p.ctr.SegsOut++
 		if flags.Has(FlagRST) {
@@ -472,6 +476,20 @@ func (p *Proto) NextDeadline() int64 {
 		d = tw.expires
 	}
 	return d
+}
+
+// setChecksum fills in the checksum of the segment b holds (header at
+// b.Off, sent on t): in full, or, with transmit checksum offload, the
+// pseudo-header's sum for the link to complete.
+func (p *Proto) setChecksum(b *nic.Buf, t *Tuple) {
+	h := Header(b.Bytes())
+	if p.cfg.TxChecksumOffload {
+		h.SetChecksum(checksum.Fold(checksum.PseudoIPv4(t.LocalAddr, t.RemoteAddr, ProtocolNumber, uint16(len(h)))))
+		b.CsumStart, b.CsumOffset = uint16(b.Off), ChecksumOffset
+		return
+	}
+	h.SetChecksum(h.ComputeChecksum(t.LocalAddr, t.RemoteAddr))
+	b.CsumStart = 0
 }
 
 // output hands b to the network through a scratch Buf held by p: passing

@@ -20,6 +20,7 @@ var help = map[string]string{
 	"libos.Counters.RxDescs":          "libos.Counters.RxDescs: frames taken from the RX ring.",
 	"libos.Counters.SGANoBufs":        "libos.Counters.SGANoBufs: SGAAlloc calls that failed with ENOBUFS.",
 	"libos.Counters.Sleeps":           "libos.Counters.Sleeps: times Wait blocked in poll(2).",
+	"libos.Counters.TxCsumOffloads":   "libos.Counters.TxCsumOffloads: frames sent with their L4 checksum left to the NIC or the kernel.",
 	"libos.Counters.TxDescs":          "libos.Counters.TxDescs: frames posted to the TX ring.",
 	"libos.Counters.TxRingFull":       "libos.Counters.TxRingFull: transmissions refused: the TX ring was full.",
 	"libos.HandoffCounters.ARPCopies": "libos.HandoffCounters.ARPCopies: dedicated mode: ARP messages for our address copied to the other queues.",

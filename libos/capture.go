@@ -71,6 +71,7 @@ type capturer struct {
 	// never shows an answer before its question.
 	input   bool
 	pending [][]byte // copies, pending[:npend] valid
+	out     []byte   // an outgoing frame's copy, its checksum completed
 	pendAt  []time.Time
 	npend   int
 }
@@ -105,20 +106,39 @@ func (l *LibOS) captureInput(b nic.Buf) {
 
 // captureOutput hands a frame just posted to the TX ring to the sink, or
 // keeps a copy of it for after the received frame being handled.
+//
+// A frame whose checksum the NIC or the kernel completes (txcsum.go) is
+// recorded with the checksum completed, as it leaves the host, unlike
+// tcpdump on a device with checksum offload.
 func (l *LibOS) captureOutput(b nic.Buf) {
 	c := l.mon.cap
 	if !c.input {
 		c.f.Drop = ""
-		l.emit(time.Now(), Outbound, b.Bytes())
+		data := b.Bytes()
+		if b.CsumStart != 0 {
+			c.out = completed(c.out, b)
+			data = c.out
+		}
+		l.emit(time.Now(), Outbound, data)
 		return
 	}
 	if c.npend == len(c.pending) {
 		c.pending = append(c.pending, make([]byte, 0, len(c.buf)))
 		c.pendAt = append(c.pendAt, time.Time{})
 	}
-	c.pending[c.npend] = append(c.pending[c.npend][:0], b.Bytes()...)
+	c.pending[c.npend] = completed(c.pending[c.npend], b)
 	c.pendAt[c.npend] = time.Now()
 	c.npend++
+}
+
+// completed copies b's packet into dst's storage, its partial checksum (if
+// any) completed in the copy.
+func completed(dst []byte, b nic.Buf) []byte {
+	dst = append(dst[:0], b.Bytes()...)
+	if b.CsumStart != 0 {
+		nic.CompleteChecksum(dst[int(b.CsumStart)-b.Off:], int(b.CsumOffset))
+	}
+	return dst
 }
 
 func (l *LibOS) emit(at time.Time, dir Direction, data []byte) {

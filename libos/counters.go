@@ -21,6 +21,7 @@ type Counters struct {
 	Sleeps          uint64 // times Wait blocked in poll(2)
 	PollErrors      uint64 // poll(2) failures
 	TxRingFull      uint64 // transmissions refused: the TX ring was full
+	TxCsumOffloads  uint64 // frames sent with their L4 checksum left to the NIC or the kernel
 	FillStarved     uint64 // fill-ring refills skipped: no free frame
 	SGANoBufs       uint64 // SGAAlloc calls that failed with ENOBUFS
 	BadDescs        uint64 // descriptors from the kernel that name no frame

@@ -76,6 +76,10 @@ type Config struct {
 	// XDPMode chooses copy or zero-copy; the default tries zero-copy and
 	// falls back to copy. LibOS.ZeroCopy reports the outcome.
 	XDPMode xdp.Mode
+	// TxChecksum says who computes the UDP and TCP checksums the libOS
+	// sends: by default (TxChecksumAuto) the NIC when it can, otherwise
+	// the libOS (txcsum.go). LibOS.TxChecksumOffload reports the outcome.
+	TxChecksum TxChecksum
 	// Spin is how long Wait busy-polls after the last activity before
 	// blocking in poll(2). Default 200µs, longer than a round trip on a
 	// local link, so a busy server or a client waiting for a reply never
@@ -206,6 +210,7 @@ type LibOS struct {
 	stack    *stack.Stack
 	neigh    *kernelNeighbors
 	link     xskLink
+	csumWhy  string // who completes outgoing checksums, or why the libOS does (txcsum.go)
 	epoch    time.Time
 	boot     int64 // CLOCK_MONOTONIC at epoch: the stack's clock counts from boot
 	turn     int64 // the clock as first read in the current loop turn, 0 before that and outside one
@@ -324,6 +329,10 @@ func newLibOS(cfg Config, ifi *net.Interface, g *group, qi int) (*LibOS, error) 
 		// A queue whose previous owner just died stays busy until the
 		// kernel has released that socket.
 		BusyWait: 3 * time.Second,
+		// Room for the checksum offload request in front of every
+		// packet: every packet starts at least umem.MinHeadroom minus
+		// the largest headers (14+20+60) into its frame.
+		TxMetadata: cfg.TxChecksum != TxChecksumSoftware,
 	}
 	if g != nil && qi > 0 {
 		// The first queue registered the UMEM; the others share it,
@@ -363,6 +372,7 @@ func newLibOS(cfg Config, ifi *net.Interface, g *group, qi int) (*LibOS, error) 
 	if err = l.startOps(ifi.MTU); err != nil {
 		return nil, err
 	}
+	l.link.csumOffload, l.csumWhy = l.txChecksumOffload(cfg.Interface)
 	l.link.l = l
 	frames := l.pool.Len() // this queue's share of the UMEM
 	l.link.tags = make([]uint64, frames)
@@ -398,7 +408,7 @@ func newLibOS(cfg Config, ifi *net.Interface, g *group, qi int) (*LibOS, error) 
 	scfg := stack.Config{
 		Addr: cfg.Addr, Gateway: cfg.Gateway, ARP: cfg.ARP, UDPQueueLen: cfg.RecvQueueLen,
 		EphemeralFirst: cfg.EphemeralFirst, EphemeralLast: cfg.EphemeralLast,
-		TCP: cfg.TCP,
+		TCP: cfg.TCP, TxChecksumOffload: l.link.csumOffload,
 	}
 	if cfg.Mode == Shared {
 		scfg.Mode = stack.Shared
@@ -422,6 +432,11 @@ func newLibOS(cfg Config, ifi *net.Interface, g *group, qi int) (*LibOS, error) 
 // ZeroCopy reports whether the kernel runs the socket in zero-copy mode
 // (false means copy mode, as on veth).
 func (l *LibOS) ZeroCopy() bool { return l.sock != nil && l.sock.ZeroCopy() }
+
+// TxChecksumOffload reports whether the UDP and TCP checksums of outgoing
+// packets are left to the NIC or the kernel (Config.TxChecksum), and who
+// computes them or why the libOS does.
+func (l *LibOS) TxChecksumOffload() (bool, string) { return l.link.csumOffload, l.csumWhy }
 
 // Addr returns the libOS's IPv4 address.
 func (l *LibOS) Addr() netip.Addr { return l.cfg.Addr.Addr() }

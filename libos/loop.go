@@ -6,6 +6,7 @@ import (
 
 	"github.com/demixdp/demixdp/netstack/nic"
 	"github.com/demixdp/demixdp/umem"
+	"github.com/demixdp/demixdp/xdp"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,6 +21,9 @@ type xskLink struct {
 	lentTags map[uint32]uint64
 	queued   int // TX descriptors submitted since the last kick
 	inflight int // frames on the TX ring not yet completed
+	// csumOffload: partial checksums go out with a TX metadata request
+	// for the NIC or the kernel to complete (txcsum.go).
+	csumOffload bool
 }
 
 // setTag records the push token whose completion frame f's transmission
@@ -101,7 +105,20 @@ func (k *xskLink) Transmit(b nic.Buf, tag uint64) error {
 			return nic.ErrTxFull
 		}
 	}
-	tx.Set(idx, unix.XDPDesc{Addr: l.um.Addr(b.Frame) + uint64(b.Off), Len: uint32(b.Len)})
+	d := unix.XDPDesc{Addr: l.um.Addr(b.Frame) + uint64(b.Off), Len: uint32(b.Len)}
+	if b.CsumStart != 0 {
+		// A partial checksum (txcsum.go). Every packet has the
+		// metadata's room in front of it: see xdp.Config.TxMetadata in
+		// New.
+		if k.csumOffload {
+			xdp.PutTxChecksum(b.Data[b.Off-xdp.TxMetadataLen:b.Off], uint16(int(b.CsumStart)-b.Off), b.CsumOffset)
+			d.Options = unix.XDP_TX_METADATA
+			l.ctr.TxCsumOffloads++
+		} else {
+			b.CompleteChecksum() // a stack not told of the offload
+		}
+	}
+	tx.Set(idx, d)
 	tx.Submit(1)
 	if l.mon.cap != nil {
 		l.captureOutput(b)

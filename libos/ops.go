@@ -113,7 +113,7 @@ func (l *LibOS) logStarted() {
 		"addr", l.cfg.Addr.String(), "mode", l.cfg.Mode.String(),
 		"xdp", xdpMode, "xdp_reason", why, "xdp_attach", l.XDPAttachMode(),
 		"frames", l.cfg.Frames, "frame_size", l.cfg.FrameSize, "mtu", l.mtu,
-		"pinned", l.PinnedAt(), "capture", l.mon.cap != nil)
+		"pinned", l.PinnedAt(), "capture", l.mon.cap != nil, "tx_checksum", l.csumWhy)
 	if l.mon.ifaceMTU > l.mtu {
 		log.Warn("interface MTU larger than a UMEM frame holds: the libOS uses a smaller MTU",
 			"iface", l.cfg.Interface, "iface_mtu", l.mon.ifaceMTU, "mtu", l.mtu,

@@ -561,6 +561,33 @@ func (l *Lab) SetOffloads(on bool) error {
 	return l.eachEnd(func(fd int, ifname string) error { return setOffloads(fd, ifname, on) })
 }
 
+// SetTxChecksumA turns tx-checksumming (ETHTOOL_STXCSUM) of IfA alone on
+// or off, and verifies it: the A end then hands partial checksums to B (a
+// libOS on A computing its own checksums or not), while B's packets to A
+// keep theirs complete.
+func (l *Lab) SetTxChecksumA(on bool) error {
+	var fd int
+	if err := runInNetns(l.NSA, func() (err error) { fd, err = ethtoolSocket(); return err }); err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var val uint32
+	if on {
+		val = 1
+	}
+	if _, err := ethtool(fd, l.IfA, unix.ETHTOOL_STXCSUM, val); err != nil {
+		return fmt.Errorf("vethlab: %s: set tx-checksumming=%v: %w", l.IfA, on, err)
+	}
+	got, err := ethtool(fd, l.IfA, unix.ETHTOOL_GTXCSUM, 0)
+	if err != nil {
+		return fmt.Errorf("vethlab: %s: get tx-checksumming: %w", l.IfA, err)
+	}
+	if (got != 0) != on {
+		return fmt.Errorf("vethlab: %s: tx-checksumming stayed %v: %w", l.IfA, got != 0, ErrOffloads)
+	}
+	return nil
+}
+
 // GetOffloads reports the offload state of IfA and IfB.
 func (l *Lab) GetOffloads() (a, b Offloads, err error) {
 	i := 0

@@ -115,8 +115,8 @@ func (l *LibOS) captureOutput(b nic.Buf) {
 	if !c.input {
 		c.f.Drop = ""
 		data := b.Bytes()
-		if b.CsumStart != 0 {
-			c.out = completed(c.out, b)
+		if l.link.csumOffload {
+			c.out = l.completed(c.out, b)
 			data = c.out
 		}
 		l.emit(time.Now(), Outbound, data)
@@ -126,17 +126,19 @@ func (l *LibOS) captureOutput(b nic.Buf) {
 		c.pending = append(c.pending, make([]byte, 0, len(c.buf)))
 		c.pendAt = append(c.pendAt, time.Time{})
 	}
-	c.pending[c.npend] = completed(c.pending[c.npend], b)
+	c.pending[c.npend] = l.completed(c.pending[c.npend], b)
 	c.pendAt[c.npend] = time.Now()
 	c.npend++
 }
 
 // completed copies b's packet into dst's storage, its partial checksum (if
-// any) completed in the copy.
-func completed(dst []byte, b nic.Buf) []byte {
+// the NIC or the kernel completes them) completed in the copy.
+func (l *LibOS) completed(dst []byte, b nic.Buf) []byte {
 	dst = append(dst[:0], b.Bytes()...)
-	if b.CsumStart != 0 {
-		nic.CompleteChecksum(dst[int(b.CsumStart)-b.Off:], int(b.CsumOffset))
+	if l.link.csumOffload {
+		if start, off, ok := nic.L4Checksum(dst); ok {
+			nic.CompleteChecksum(dst[start:], off)
+		}
 	}
 	return dst
 }

@@ -106,16 +106,14 @@ func (k *xskLink) Transmit(b nic.Buf, tag uint64) error {
 		}
 	}
 	d := unix.XDPDesc{Addr: l.um.Addr(b.Frame) + uint64(b.Off), Len: uint32(b.Len)}
-	if b.CsumStart != 0 {
-		// A partial checksum (txcsum.go). Every packet has the
-		// metadata's room in front of it: see xdp.Config.TxMetadata in
-		// New.
-		if k.csumOffload {
-			xdp.PutTxChecksum(b.Data[b.Off-xdp.TxMetadataLen:b.Off], uint16(int(b.CsumStart)-b.Off), b.CsumOffset)
+	if k.csumOffload {
+		// Every UDP and TCP checksum the stack wrote is partial
+		// (txcsum.go). Every packet has the metadata's room in front of
+		// it: see xdp.Config.TxMetadata in New.
+		if start, off, ok := nic.L4Checksum(b.Bytes()); ok {
+			xdp.PutTxChecksum(b.Data[b.Off-xdp.TxMetadataLen:b.Off], uint16(start), uint16(off))
 			d.Options = unix.XDP_TX_METADATA
 			l.ctr.TxCsumOffloads++
-		} else {
-			b.CompleteChecksum() // a stack not told of the offload
 		}
 	}
 	tx.Set(idx, d)

@@ -48,8 +48,8 @@ func (c TxChecksum) String() string {
 }
 
 // Transmit checksum offload. The stack leaves the UDP and TCP checksums of
-// outgoing packets partial (the pseudo-header's sum in the field, the
-// packet marked with nic.Buf.CsumStart), and the link asks for them to be
+// outgoing packets partial (the pseudo-header's sum in the field; the
+// link finds them with nic.L4Checksum), and the link asks for them to be
 // completed through the AF_XDP TX metadata in front of the packet
 // (xdp.PutTxChecksum). In zero-copy mode the driver hands the request to
 // the NIC. In copy mode the kernel turns it into a CHECKSUM_PARTIAL skb,

@@ -19,10 +19,6 @@ type Sent struct {
 	Frame uint32
 	Tag   uint64
 	Bytes []byte // a copy of the frame's packet at Transmit time
-	// CsumStart is where in Bytes a partial L4 checksum starts (-1: the
-	// packet has none; nic.Buf.CsumStart), CsumOffset where its field is
-	// from there. The copy is left partial.
-	CsumStart, CsumOffset int
 }
 
 // Link is an in-memory nic.Link.
@@ -117,11 +113,7 @@ func (l *Link) Transmit(b nic.Buf, tag uint64) error {
 	if !l.NoCopy {
 		cp = append([]byte(nil), b.Bytes()...)
 	}
-	cs := -1
-	if b.CsumStart != 0 {
-		cs = int(b.CsumStart) - b.Off
-	}
-	l.Sent = append(l.Sent, Sent{Frame: b.Frame, Tag: tag, Bytes: cp, CsumStart: cs, CsumOffset: int(b.CsumOffset)})
+	l.Sent = append(l.Sent, Sent{Frame: b.Frame, Tag: tag, Bytes: cp})
 	return nil
 }
 

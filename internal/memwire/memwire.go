@@ -40,13 +40,18 @@ type Config struct {
 	FrameSize    int           // 2048
 	Headroom     int           // 256
 	MTU          int           // 1500
+	// TxChecksumOffload completes the UDP and TCP checksums of every
+	// frame, as a kernel or NIC does for stacks with
+	// stack.Config.TxChecksumOffload.
+	TxChecksumOffload bool
 }
 
 // Stats count what the wire did.
 type Stats struct {
 	Sent, Delivered, Lost, Duplicated, Reordered, Corrupted, NoFrame uint64
-	// Partial counts frames sent with a partial checksum, Completed the
-	// copies of them the wire completed.
+	// Partial counts the UDP and TCP frames sent with
+	// Config.TxChecksumOffload, Completed the copies whose checksum the
+	// wire completed.
 	Partial, Completed uint64
 }
 
@@ -212,11 +217,7 @@ func (l *Link) Transmit(b nic.Buf, tag uint64) error {
 	}
 	l.inflight[f] = true
 	l.done = append(l.done, txDone{f, tag})
-	cs := -1 // a partial checksum: completed in the copy, as the kernel would
-	if b.CsumStart != 0 {
-		cs = int(b.CsumStart) - b.Off
-	}
-	l.w.send(l.peer, b.Bytes(), cs, int(b.CsumOffset))
+	l.w.send(l.peer, b.Bytes())
 	return nil
 }
 
@@ -258,13 +259,17 @@ func (w *Wire) buf(p []byte) []byte {
 	return append(b, p...)
 }
 
-// send puts p on the wire to to. If cs >= 0, p's L4 checksum from cs to
-// its end is partial (nic.Buf.CsumStart) and each copy is completed, with
-// the field at cs+off.
-func (w *Wire) send(to *Link, p []byte, cs, off int) {
+// send puts p on the wire to to. With Config.TxChecksumOffload, the UDP
+// or TCP checksum of p is partial (nic.L4Checksum finds it) and each copy
+// is completed, as a kernel or NIC would.
+func (w *Wire) send(to *Link, p []byte) {
 	w.Stats.Sent++
-	if cs >= 0 {
-		w.Stats.Partial++
+	cs, off, partial := -1, 0, false
+	if w.cfg.TxChecksumOffload {
+		cs, off, partial = nic.L4Checksum(p)
+		if partial {
+			w.Stats.Partial++
+		}
 	}
 	c := &w.cfg
 	if c.Loss > 0 && w.rng.Float64() < c.Loss {
@@ -283,7 +288,7 @@ func (w *Wire) send(to *Link, p []byte, cs, off int) {
 			t += 1 + w.rng.Int63n(int64(c.ReorderDelay))
 		}
 		data := w.buf(p)
-		if cs >= 0 {
+		if partial {
 			nic.CompleteChecksum(data[cs:], off)
 			w.Stats.Completed++
 		}

@@ -31,26 +31,40 @@ var ErrTxFull = errors.New("nic: transmit queue full")
 // (Link.Ref) and drop it with Link.Release.
 type Buf struct {
 	Frame uint32 // the link's handle for the frame
-	// CsumStart, when not 0, says the packet's L4 checksum is partial
-	// (transmit checksum offload): the checksum field, at
-	// Data[CsumStart+CsumOffset:], holds the folded sum of the
-	// pseudo-header, and the checksum is yet to be computed over
-	// Data[CsumStart : Off+Len] by the link, the kernel or the device
-	// (Link's TxChecksumOffload). CompleteChecksum does it in software.
-	CsumStart, CsumOffset uint16
-	Data                  []byte // the whole frame
-	Off                   int    // first byte of the packet
-	Len                   int    // packet length
+	Data  []byte // the whole frame
+	Off   int    // first byte of the packet
+	Len   int    // packet length
 }
 
-// CompleteChecksum computes a partial L4 checksum (CsumStart) in software
-// and clears the mark; a Buf without one is left alone.
-func (b *Buf) CompleteChecksum() {
-	if b.CsumStart == 0 {
-		return
+// L4Checksum finds the UDP or TCP checksum of pkt, an Ethernet frame
+// carrying IPv4: it returns where the L4 header starts and where its
+// checksum field sits from there. ok is false for anything else (ARP,
+// ICMP, fragments, a frame too short). A link whose stack leaves
+// checksums partial (stack.Config.TxChecksumOffload) uses it to find them:
+// the stack marks nothing in the Buf, so that building a packet writes
+// nothing but the packet (a narrow store into the Buf, copied whole right
+// after, stalls the copy's wide loads).
+func L4Checksum(pkt []byte) (start, offset int, ok bool) {
+	if len(pkt) < 14+20 || pkt[12] != 0x08 || pkt[13] != 0x00 {
+		return 0, 0, false
 	}
-	CompleteChecksum(b.Data[b.CsumStart:b.Off+b.Len], int(b.CsumOffset))
-	b.CsumStart, b.CsumOffset = 0, 0
+	ihl := int(pkt[14]&0x0f) * 4
+	if ihl < 20 || pkt[14+6]&0x3f != 0 || pkt[14+7] != 0 { // MF or a fragment offset
+		return 0, 0, false
+	}
+	start = 14 + ihl
+	switch pkt[14+9] {
+	case 6:
+		offset = 16
+	case 17:
+		offset = 6
+	default:
+		return 0, 0, false
+	}
+	if start+offset+2 > len(pkt) {
+		return 0, 0, false
+	}
+	return start, offset, true
 }
 
 // CompleteChecksum completes the partial checksum of l4, which runs from

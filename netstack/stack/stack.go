@@ -84,7 +84,8 @@ type Config struct {
 	// defaults to the one above).
 	TCP tcp.Config
 	// TxChecksumOffload leaves the UDP and TCP checksums of outgoing
-	// packets partial (nic.Buf.CsumStart) for the link to complete: set it
+	// packets partial, the pseudo-header's folded sum in the field, for
+	// the link to complete (every one: nic.L4Checksum finds them): set it
 	// only over a link that does (the libOS's, when the device or the
 	// kernel computes them). It overrides TCP.TxChecksumOffload.
 	TxChecksumOffload bool

@@ -212,11 +212,10 @@ func (e *UDPEndpoint) Send(b nic.Buf, to netip.AddrPort, tag uint64) error {
 	h := udp.Header(b.Bytes())
 	h.Encode(e.port, dport, uint16(b.Len))
 	if e.s.cfg.TxChecksumOffload {
+		// The link completes it (nic.L4Checksum).
 		h.SetChecksum(checksum.Fold(checksum.PseudoIPv4(e.s.addr, dst, ipv4.ProtoUDP, uint16(b.Len))))
-		b.CsumStart, b.CsumOffset = uint16(b.Off), udp.ChecksumOffset
 	} else {
 		h.SetChecksum(h.ComputeChecksum(e.s.addr, dst))
-		b.CsumStart = 0
 	}
 	if err := e.s.outputIPv4(&b, ipv4.ProtoUDP, dst, tag); err != nil {
 		return err

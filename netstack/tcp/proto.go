@@ -97,7 +97,7 @@ type Config struct {
 	// Bind and for Bind to port 0; zero means 61000..65535.
 	EphemeralFirst, EphemeralLast uint16
 	// TxChecksumOffload leaves segments' checksums partial for the link to
-	// complete (nic.Buf.CsumStart); the stack sets it.
+	// complete (nic.L4Checksum); the stack sets it.
 	TxChecksumOffload bool
 	// Frames turns on frame budgets (budget.go): the link frames that the
 	// connections' send, receive and out-of-order queues may hold in all,
@@ -484,12 +484,11 @@ func (p *Proto) NextDeadline() int64 {
 func (p *Proto) setChecksum(b *nic.Buf, t *Tuple) {
 	h := Header(b.Bytes())
 	if p.cfg.TxChecksumOffload {
+		// The link completes it (nic.L4Checksum).
 		h.SetChecksum(checksum.Fold(checksum.PseudoIPv4(t.LocalAddr, t.RemoteAddr, ProtocolNumber, uint16(len(h)))))
-		b.CsumStart, b.CsumOffset = uint16(b.Off), ChecksumOffset
 		return
 	}
 	h.SetChecksum(h.ComputeChecksum(t.LocalAddr, t.RemoteAddr))
-	b.CsumStart = 0
 }
 
 // output hands b to the network through a scratch Buf held by p: passing

@@ -259,14 +259,19 @@ func (e *UDPEndpoint) Recv() (nic.Buf, netip.AddrPort, bool) {
 	if e.n == 0 {
 		return nic.Buf{}, netip.AddrPort{}, false
 	}
-	d := e.q[e.head]
-	e.q[e.head] = udpDgram{}
+	// Field by field: the datagram was usually queued a moment ago, and
+	// copying the struct whole would read it in wider pieces than it was
+	// written in, which stalls until those stores drain.
+	d := &e.q[e.head]
+	b := nic.Buf{Frame: d.b.Frame, Data: d.b.Data, Off: d.b.Off, Len: d.b.Len}
+	from := netip.AddrPortFrom(netip.AddrFrom4(d.src), d.sport)
+	*d = udpDgram{}
 	e.head++
 	if e.head == len(e.q) {
 		e.head = 0
 	}
 	e.n--
-	return d.b, netip.AddrPortFrom(netip.AddrFrom4(d.src), d.sport), true
+	return b, from, true
 }
 
 // Queued returns the number of datagrams waiting in the receive queue.

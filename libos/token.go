@@ -289,9 +289,25 @@ func (l *LibOS) WaitAny(qts []QToken, timeout time.Duration) (int, Result, error
 		return -1, Result{}, err
 	}
 	slot, _ := l.ops.get(qts[i])
-	r := l.ops.ops[slot].res
+	var r Result
+	copyResult(&r, &l.ops.ops[slot].res)
 	l.ops.release(slot)
 	return i, r, nil
+}
+
+// copyResult copies src to dst one field at a time: a result was filled
+// in a field at a time moments before (finish, completePop), and a
+// whole-struct copy would read it in wider pieces than it was written in,
+// which waits for those stores to drain (the copy in WaitNext took a
+// third of that function's time in the udp_rtt profile).
+func copyResult(dst, src *Result) {
+	dst.Opcode = src.Opcode
+	dst.QD = src.QD
+	dst.QT = src.QT
+	dst.SGA = src.SGA
+	dst.NewQD = src.NewQD
+	dst.Addr = src.Addr
+	dst.Err = src.Err
 }
 
 // WaitNext returns the operations that have completed, whichever they
@@ -320,7 +336,7 @@ func (l *LibOS) WaitNext(out []Result, timeout time.Duration) (int, error) {
 	n := 0
 	for n < len(out) && l.ops.doneHead != -1 {
 		slot := l.ops.doneHead
-		out[n] = l.ops.ops[slot].res
+		copyResult(&out[n], &l.ops.ops[slot].res)
 		l.ops.release(slot)
 		n++
 	}

@@ -36,6 +36,18 @@ type Buf struct {
 	Len   int    // packet length
 }
 
+// CopyBuf copies src to dst one field at a time. Use it where src was
+// just written piecewise (Prepend moves Off and Len): a whole-struct copy
+// loads it 16 bytes at a time, and the CPU cannot forward narrower stores
+// still in flight to a wider load, which then waits for them to drain
+// (60 ns per segment in tcp's output, in the tcp_rtt profile).
+func CopyBuf(dst, src *Buf) {
+	dst.Frame = src.Frame
+	dst.Data = src.Data
+	dst.Off = src.Off
+	dst.Len = src.Len
+}
+
 // L4Checksum finds the UDP or TCP checksum of pkt, an Ethernet frame
 // carrying IPv4: it returns where the L4 header starts and where its
 // checksum field sits from there. ok is false for anything else (ARP,

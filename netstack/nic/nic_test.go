@@ -2,6 +2,7 @@ package nic_test
 
 import (
 	"encoding/binary"
+	"reflect"
 	"testing"
 
 	"github.com/demixdp/demixdp/netstack/checksum"
@@ -79,4 +80,20 @@ func FuzzL4Checksum(f *testing.F) {
 			t.Fatalf("start %d offset %d outside a %d-byte packet", s, o, len(pkt))
 		}
 	})
+}
+
+// TestCopyBufCopiesEveryField: CopyBuf must follow Buf.
+func TestCopyBufCopiesEveryField(t *testing.T) {
+	src := nic.Buf{Frame: 3, Data: make([]byte, 8), Off: 2, Len: 4}
+	v := reflect.ValueOf(src)
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			t.Fatalf("the test leaves Buf.%s zero: set it", v.Type().Field(i).Name)
+		}
+	}
+	var dst nic.Buf
+	nic.CopyBuf(&dst, &src)
+	if !reflect.DeepEqual(dst, src) || &dst.Data[0] != &src.Data[0] {
+		t.Fatalf("CopyBuf: %+v, want %+v", dst, src)
+	}
 }

@@ -263,7 +263,8 @@ func (e *UDPEndpoint) Recv() (nic.Buf, netip.AddrPort, bool) {
 	// copying the struct whole would read it in wider pieces than it was
 	// written in, which stalls until those stores drain.
 	d := &e.q[e.head]
-	b := nic.Buf{Frame: d.b.Frame, Data: d.b.Data, Off: d.b.Off, Len: d.b.Len}
+	var b nic.Buf
+	nic.CopyBuf(&b, &d.b)
 	from := netip.AddrPortFrom(netip.AddrFrom4(d.src), d.sport)
 	*d = udpDgram{}
 	e.head++

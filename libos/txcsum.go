@@ -30,7 +30,7 @@ const (
 	// with tx-checksumming off, also leaves them to the kernel, which
 	// computes them in software over the bytes it has just copied. On
 	// the lab's veth that measured no faster than the libOS (udp_rtt
-	// about 6% slower, bulk no faster), so Auto does not do it; it
+	// about 7% slower, bulk no faster), so Auto does not do it; it
 	// exercises the offload path where no NIC offers it.
 	TxChecksumKernel
 )

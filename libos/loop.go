@@ -111,9 +111,15 @@ func (k *xskLink) Transmit(b nic.Buf, tag uint64) error {
 		// (txcsum.go). Every packet has the metadata's room in front of
 		// it: see xdp.Config.TxMetadata in New.
 		if start, off, ok := nic.L4Checksum(b.Bytes()); ok {
-			xdp.PutTxChecksum(b.Data[b.Off-xdp.TxMetadataLen:b.Off], uint16(start), uint16(off))
-			d.Options = unix.XDP_TX_METADATA
-			l.ctr.TxCsumOffloads++
+			if b.Off >= xdp.TxMetadataLen {
+				xdp.PutTxChecksum(b.Data[b.Off-xdp.TxMetadataLen:b.Off], uint16(start), uint16(off))
+				d.Options = unix.XDP_TX_METADATA
+				l.ctr.TxCsumOffloads++
+			} else {
+				// Cannot happen (umem.MinHeadroom); the kernel
+				// would refuse the descriptor and count it.
+				nic.CompleteChecksum(b.Bytes()[start:], off)
+			}
 		}
 	}
 	tx.Set(idx, d)

@@ -206,6 +206,7 @@ type Proto struct {
 	cfg  Config
 
 	conns     map[Tuple]*Endpoint // connections by 4-tuple (all states but LISTEN and CLOSED)
+	lastConn  *Endpoint           // the connection Input found last (see Input)
 	listeners map[uint16]*Endpoint
 	ports     map[uint16]*Endpoint // port owners (bound endpoints)
 	nextEph   uint16
@@ -403,7 +404,17 @@ func (p *Proto) Input(b nic.Buf, src, dst [4]byte) bool {
 	seg.b.Off += h.DataOffset()
 	seg.b.Len -= h.DataOffset()
 	seg.seq, seg.ack = h.Seq(), h.Ack()
-	if e := p.conns[t]; e != nil {
+	// Segments mostly come in runs for one connection (a request and its
+	// response, a stream): remember the last one found and skip the map
+	// for it. An endpoint in the table is conns[e.t] (destroy takes it
+	// out and clears inTable), so the check below is exact.
+	e := p.lastConn
+	if e == nil || !e.inTable || e.t != t {
+		if e = p.conns[t]; e != nil {
+			p.lastConn = e
+		}
+	}
+	if e != nil {
 		if e.state == StateTimeWait && f.Has(FlagSYN) && !f.Has(FlagACK) && seg.seq.GreaterThan(e.rcvNxt) {
 			if l := p.listeners[t.LocalPort]; l != nil {
 				// A new incarnation of the connection (RFC 9293 §3.6.1).

@@ -242,28 +242,7 @@ func TestSocketTransmits(t *testing.T) {
 	if !s.TX().NeedWakeup() {
 		t.Log("TX ring does not ask for a wakeup (unexpected in copy mode)")
 	}
-	if err := s.Kick(); err != nil {
-		t.Fatalf("Kick: %v", err)
-	}
-
-	// The completion ring returns the frame once the kernel is done with it.
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		cidx, n := s.Completion().Peek(1)
-		if n == 1 {
-			if a := s.Completion().Get(cidx); a != addr {
-				t.Errorf("completion address %d, want %d", a, addr)
-			}
-			s.Completion().Release(1)
-			break
-		}
-		if time.Now().After(deadline) {
-			st, _ := s.Stats()
-			t.Fatalf("no completion within 2s; stats %+v", st)
-		}
-		_ = s.Kick()
-		time.Sleep(time.Millisecond)
-	}
+	awaitCompletion(t, s, addr)
 
 	tv := unix.Timeval{Sec: 2}
 	if err := unix.SetsockoptTimeval(ps, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
@@ -283,6 +262,31 @@ func TestSocketTransmits(t *testing.T) {
 	}
 	if st.TxInvalidDescs != 0 {
 		t.Errorf("TxInvalidDescs = %d", st.TxInvalidDescs)
+	}
+}
+
+// awaitCompletion kicks s until the completion ring returns the one frame
+// at addr it transmitted (the kernel is done with it), failing after 2 s
+// (a hang, not a timing).
+func awaitCompletion(t *testing.T, s *Socket, addr uint64) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if err := s.Kick(); err != nil {
+			t.Fatalf("Kick: %v", err)
+		}
+		if cidx, n := s.Completion().Peek(1); n == 1 {
+			if a := s.Completion().Get(cidx); a != addr {
+				t.Errorf("completion address %d, want %d", a, addr)
+			}
+			s.Completion().Release(1)
+			return
+		}
+		if time.Now().After(deadline) {
+			st, _ := s.Stats()
+			t.Fatalf("no completion within 2s; stats %+v", st)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -127,30 +127,13 @@ func TestTxChecksumRequest(t *testing.T) {
 	}
 	s.TX().Set(idx, unix.XDPDesc{Addr: addr, Len: uint32(len(pkt)), Options: unix.XDP_TX_METADATA})
 	s.TX().Submit(1)
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		if err := s.Kick(); err != nil {
-			t.Fatalf("Kick: %v", err)
-		}
-		if cidx, n := s.Completion().Peek(1); n == 1 {
-			if a := s.Completion().Get(cidx); a != addr {
-				t.Fatalf("completion address %d, want %d", a, addr)
-			}
-			s.Completion().Release(1)
-			break
-		}
-		if time.Now().After(deadline) {
-			st, _ := s.Stats()
-			t.Fatalf("no completion within 2s; stats %+v", st)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	awaitCompletion(t, s, addr)
 	tv := unix.Timeval{Sec: 2}
 	if err := unix.SetsockoptTimeval(ps, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 2048)
-	deadline = time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(3 * time.Second)
 	for {
 		n, _, err := unix.Recvfrom(ps, buf, 0)
 		if err != nil {

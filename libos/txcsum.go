@@ -2,12 +2,11 @@ package libos
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
-	"unsafe"
 
+	"github.com/demixdp/demixdp/internal/ethtool"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -154,24 +153,6 @@ func parseXSKFeatures(m []byte) (uint64, bool) {
 
 // txChecksumming reads the device's tx-checksumming (ETHTOOL_GTXCSUM).
 func txChecksumming(name string) (bool, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return false, err
-	}
-	defer unix.Close(fd)
-	v := struct{ cmd, data uint32 }{cmd: unix.ETHTOOL_GTXCSUM}
-	var ifr struct {
-		name [unix.IFNAMSIZ]byte
-		data unsafe.Pointer
-		_    [24 - unsafe.Sizeof(uintptr(0))]byte
-	}
-	if len(name) >= unix.IFNAMSIZ {
-		return false, errors.New("interface name too long")
-	}
-	copy(ifr.name[:], name)
-	ifr.data = unsafe.Pointer(&v)
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); e != 0 {
-		return false, e
-	}
-	return v.data != 0, nil
+	v, err := ethtool.Get(name, unix.ETHTOOL_GTXCSUM)
+	return v != 0, err
 }

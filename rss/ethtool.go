@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"unsafe"
 
+	"github.com/demixdp/demixdp/internal/ethtool"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,13 +40,6 @@ type rxnfc struct {
 	_        [256]byte
 }
 
-// ifreqData is struct ifreq with ifr_data as its union member.
-type ifreqData struct {
-	name [unix.IFNAMSIZ]byte
-	data unsafe.Pointer
-	_    [24 - unsafe.Sizeof(uintptr(0))]byte
-}
-
 const (
 	hashTop = 1 << 0 // ETH_RSS_HASH_TOP: Toeplitz
 
@@ -63,20 +57,12 @@ const (
 // ethtoolIoctl runs one SIOCETHTOOL request on ifname with an AF_INET socket
 // of the calling thread's network namespace.
 func ethtoolIoctl(ifname string, data unsafe.Pointer) error {
-	if len(ifname) == 0 || len(ifname) >= unix.IFNAMSIZ {
-		return fmt.Errorf("rss: interface name %q: %w", ifname, unix.EINVAL)
-	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	fd, err := ethtool.Socket()
 	if err != nil {
-		return fmt.Errorf("rss: socket: %w", err)
+		return fmt.Errorf("rss: %w", err)
 	}
 	defer unix.Close(fd)
-	ifr := &ifreqData{data: data}
-	copy(ifr.name[:], ifname)
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(ifr))); e != 0 {
-		return e
-	}
-	return nil
+	return ethtool.Ioctl(fd, ifname, data) // the kernel's bare errno, as callers test it
 }
 
 // Channels returns the number of receive queues of ifname (ETHTOOL_GCHANNELS:

@@ -6,10 +6,10 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/demixdp/demixdp/internal/ethtool"
 	"github.com/demixdp/demixdp/netstack/checksum"
 )
 
@@ -48,27 +48,21 @@ func kernelAtLeast(t *testing.T, major, minor int) bool {
 	return ma > major || ma == major && mi >= minor
 }
 
-// setTxChecksumming sets a device's tx-checksumming (ETHTOOL_STXCSUM).
+// setTxChecksumming sets a device's tx-checksumming (ETHTOOL_STXCSUM) in
+// the calling thread's namespace.
 func setTxChecksumming(t *testing.T, name string, on bool) {
 	t.Helper()
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	fd, err := ethtool.Socket()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	v := struct{ cmd, data uint32 }{cmd: unix.ETHTOOL_STXCSUM}
+	var v uint32
 	if on {
-		v.data = 1
+		v = 1
 	}
-	var ifr struct {
-		name [unix.IFNAMSIZ]byte
-		data unsafe.Pointer
-		_    [24 - unsafe.Sizeof(uintptr(0))]byte
-	}
-	copy(ifr.name[:], name)
-	ifr.data = unsafe.Pointer(&v)
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); e != 0 {
-		t.Fatalf("ETHTOOL_STXCSUM %s: %v", name, e)
+	if _, err := ethtool.Value(fd, name, unix.ETHTOOL_STXCSUM, v); err != nil {
+		t.Fatalf("ETHTOOL_STXCSUM %s: %v", name, err)
 	}
 }
 

@@ -1,32 +1,19 @@
 package main
 
 import (
-	"fmt"
 	"unsafe"
 
+	ethtoolreq "github.com/demixdp/demixdp/internal/ethtool"
 	"golang.org/x/sys/unix"
 )
 
 // The legacy SIOCETHTOOL requests doctor reads; it never issues a SET.
-
-// ethtoolValue is struct ethtool_value.
-type ethtoolValue struct {
-	cmd  uint32
-	data uint32
-}
 
 // ethtoolChannels is struct ethtool_channels.
 type ethtoolChannels struct {
 	cmd                                         uint32
 	maxRx, maxTx, maxOther, maxCombined         uint32
 	rxCount, txCount, otherCount, combinedCount uint32
-}
-
-// ifreqData is struct ifreq with ifr_data as its union member.
-type ifreqData struct {
-	name [unix.IFNAMSIZ]byte
-	data unsafe.Pointer
-	_    [24 - unsafe.Sizeof(uintptr(0))]byte
 }
 
 // rxnfc is struct ethtool_rxnfc, with room for the members doctor does not
@@ -71,7 +58,7 @@ const ethFlagLRO = 1 << 15
 type ethtool struct{ fd int }
 
 func openEthtool() (*ethtool, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	fd, err := ethtoolreq.Socket()
 	if err != nil {
 		return nil, err
 	}
@@ -81,23 +68,12 @@ func openEthtool() (*ethtool, error) {
 func (e *ethtool) close() { unix.Close(e.fd) }
 
 func (e *ethtool) ioctl(ifname string, data unsafe.Pointer) error {
-	if len(ifname) >= unix.IFNAMSIZ {
-		return fmt.Errorf("interface name %q too long", ifname)
-	}
-	ifr := &ifreqData{data: data}
-	copy(ifr.name[:], ifname)
-	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(e.fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(ifr)))
-	if errno != 0 {
-		return errno
-	}
-	return nil
+	return ethtoolreq.Ioctl(e.fd, ifname, data)
 }
 
 // value runs a GET request that answers with a struct ethtool_value.
 func (e *ethtool) value(ifname string, cmd uint32) (uint32, error) {
-	v := &ethtoolValue{cmd: cmd}
-	err := e.ioctl(ifname, unsafe.Pointer(v))
-	return v.data, err
+	return ethtoolreq.Value(e.fd, ifname, cmd, 0)
 }
 
 // channels runs ETHTOOL_GCHANNELS.

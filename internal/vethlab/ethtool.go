@@ -2,8 +2,8 @@ package vethlab
 
 import (
 	"fmt"
-	"unsafe"
 
+	"github.com/demixdp/demixdp/internal/ethtool"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,51 +47,11 @@ var offloadOrder = []offloadCmd{
 	{"gro", unix.ETHTOOL_GGRO, unix.ETHTOOL_SGRO, func(o *Offloads) *bool { return &o.GRO }},
 }
 
-// ethtoolValue is struct ethtool_value from <linux/ethtool.h>.
-type ethtoolValue struct {
-	cmd  uint32
-	data uint32
-}
-
-// ifreqData is struct ifreq with ifr_data as its union member.
-type ifreqData struct {
-	name [unix.IFNAMSIZ]byte
-	data unsafe.Pointer
-	_    [24 - unsafe.Sizeof(uintptr(0))]byte
-}
-
-// ethtool issues one SIOCETHTOOL request with a struct ethtool_value on the
-// socket fd (whose network namespace selects where ifname is looked up) and
-// returns the value the kernel wrote back.
-func ethtool(fd int, ifname string, cmd, data uint32) (uint32, error) {
-	if len(ifname) >= unix.IFNAMSIZ {
-		return 0, fmt.Errorf("vethlab: interface name %q too long: %w", ifname, ErrBadConfig)
-	}
-	v := &ethtoolValue{cmd: cmd, data: data}
-	ifr := &ifreqData{data: unsafe.Pointer(v)}
-	copy(ifr.name[:], ifname)
-	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(ifr)))
-	if errno != 0 {
-		return 0, errno
-	}
-	return v.data, nil
-}
-
-// ethtoolSocket opens the datagram socket SIOCETHTOOL needs. Call it inside
-// the target namespace: the socket stays bound to that namespace.
-func ethtoolSocket() (int, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return -1, fmt.Errorf("vethlab: ethtool socket: %w", err)
-	}
-	return fd, nil
-}
-
 // getOffloads reads the offload state of ifname through fd.
 func getOffloads(fd int, ifname string) (Offloads, error) {
 	var o Offloads
 	for _, c := range offloadOrder {
-		v, err := ethtool(fd, ifname, c.get, 0)
+		v, err := ethtool.Value(fd, ifname, c.get, 0)
 		if err != nil {
 			return o, fmt.Errorf("vethlab: %s: get %s: %w", ifname, c.name, err)
 		}
@@ -113,7 +73,7 @@ func setOffloads(fd int, ifname string, on bool) error {
 		if !on {
 			c = offloadOrder[n-1-i]
 		}
-		if _, err := ethtool(fd, ifname, c.set, val); err != nil {
+		if _, err := ethtool.Value(fd, ifname, c.set, val); err != nil {
 			return fmt.Errorf("vethlab: %s: set %s=%v: %w", ifname, c.name, on, err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/demixdp/demixdp/internal/ethtool"
 	"github.com/demixdp/demixdp/internal/priv"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -567,7 +568,7 @@ func (l *Lab) SetOffloads(on bool) error {
 // keep theirs complete.
 func (l *Lab) SetTxChecksumA(on bool) error {
 	var fd int
-	if err := runInNetns(l.NSA, func() (err error) { fd, err = ethtoolSocket(); return err }); err != nil {
+	if err := runInNetns(l.NSA, func() (err error) { fd, err = ethtool.Socket(); return err }); err != nil {
 		return err
 	}
 	defer unix.Close(fd)
@@ -575,10 +576,10 @@ func (l *Lab) SetTxChecksumA(on bool) error {
 	if on {
 		val = 1
 	}
-	if _, err := ethtool(fd, l.IfA, unix.ETHTOOL_STXCSUM, val); err != nil {
+	if _, err := ethtool.Value(fd, l.IfA, unix.ETHTOOL_STXCSUM, val); err != nil {
 		return fmt.Errorf("vethlab: %s: set tx-checksumming=%v: %w", l.IfA, on, err)
 	}
-	got, err := ethtool(fd, l.IfA, unix.ETHTOOL_GTXCSUM, 0)
+	got, err := ethtool.Value(fd, l.IfA, unix.ETHTOOL_GTXCSUM, 0)
 	if err != nil {
 		return fmt.Errorf("vethlab: %s: get tx-checksumming: %w", l.IfA, err)
 	}
@@ -609,7 +610,7 @@ func (l *Lab) eachEnd(fn func(fd int, ifname string) error) error {
 	for _, end := range [2][2]string{{l.NSA, l.IfA}, {l.NSB, l.IfB}} {
 		var fd int
 		err := runInNetns(end[0], func() (err error) {
-			fd, err = ethtoolSocket()
+			fd, err = ethtool.Socket()
 			return err
 		})
 		if err != nil {

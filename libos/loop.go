@@ -106,20 +106,17 @@ func (k *xskLink) Transmit(b nic.Buf, tag uint64) error {
 		}
 	}
 	d := unix.XDPDesc{Addr: l.um.Addr(b.Frame) + uint64(b.Off), Len: uint32(b.Len)}
-	if k.csumOffload {
-		// Every UDP and TCP checksum the stack wrote is partial
-		// (txcsum.go). Every packet has the metadata's room in front of
-		// it: see xdp.Config.TxMetadata in New.
+	// Every UDP and TCP checksum the stack wrote is partial (txcsum.go).
+	// Every packet starts at least umem.MinHeadroom less the largest
+	// headers, 40 bytes, into its frame, so the metadata fits in front of
+	// it; were it not so, the kernel would refuse the descriptor of a
+	// UMEM registered with metadata and count it, and the test on Off
+	// only keeps the slice in bounds.
+	if k.csumOffload && b.Off >= xdp.TxMetadataLen {
 		if start, off, ok := nic.L4Checksum(b.Bytes()); ok {
-			if b.Off >= xdp.TxMetadataLen {
-				xdp.PutTxChecksum(b.Data[b.Off-xdp.TxMetadataLen:b.Off], uint16(start), uint16(off))
-				d.Options = unix.XDP_TX_METADATA
-				l.ctr.TxCsumOffloads++
-			} else {
-				// Cannot happen (umem.MinHeadroom); the kernel
-				// would refuse the descriptor and count it.
-				nic.CompleteChecksum(b.Bytes()[start:], off)
-			}
+			xdp.PutTxChecksum(b.Data[b.Off-xdp.TxMetadataLen:b.Off], uint16(start), uint16(off))
+			d.Options = unix.XDP_TX_METADATA
+			l.ctr.TxCsumOffloads++
 		}
 	}
 	tx.Set(idx, d)

@@ -268,23 +268,25 @@ func open(cfg *Config, bindFlags uint16) (_ *Socket, step string, err error) {
 			Size:     cfg.FrameSize,
 			Headroom: cfg.FrameHeadroom,
 		}
-		var rerr error = unix.EINVAL
 		if cfg.TxMetadata {
-			// Only with the flag: kernels before 6.11 reject it, and
-			// those before 6.8 would ignore a bare tx_metadata_len, then
-			// refuse every descriptor that asks for metadata.
+			// Only with the flag: kernels before 6.11 reject it (EINVAL),
+			// and those before 6.8 would ignore a bare tx_metadata_len,
+			// then refuse every descriptor that asks for metadata.
 			meta := reg
 			meta.Flags |= unix.XDP_UMEM_TX_METADATA_LEN
 			meta.Tx_metadata_len = TxMetadataLen
-			if rerr = setsockopt(fd, unix.XDP_UMEM_REG, unsafe.Pointer(&meta), unsafe.Sizeof(meta)); rerr == nil {
+			err := setsockopt(fd, unix.XDP_UMEM_REG, unsafe.Pointer(&meta), unsafe.Sizeof(meta))
+			if err != nil && !errors.Is(err, unix.EINVAL) {
+				return nil, stepUmemReg, err
+			}
+			if err == nil {
 				s.txMetaLen = TxMetadataLen
 			}
 		}
-		if errors.Is(rerr, unix.EINVAL) {
-			rerr = setsockopt(fd, unix.XDP_UMEM_REG, unsafe.Pointer(&reg), unsafe.Sizeof(reg))
-		}
-		if rerr != nil {
-			return nil, stepUmemReg, rerr
+		if s.txMetaLen == 0 {
+			if err := setsockopt(fd, unix.XDP_UMEM_REG, unsafe.Pointer(&reg), unsafe.Sizeof(reg)); err != nil {
+				return nil, stepUmemReg, err
+			}
 		}
 	} else {
 		s.needWakeup = owner.needWakeup

@@ -28,7 +28,8 @@ const (
 // carry unix.XDP_TX_METADATA in its options. In copy mode the kernel turns
 // the request into a CHECKSUM_PARTIAL skb, which the device's checksum
 // offload or the kernel's software fallback completes; in zero-copy mode
-// the driver must offer it (XSKFeatures, XSKTxChecksum).
+// the driver must offer it (tx-checksum in the netdev family's
+// xsk-features; libos/txcsum.go reads them).
 func PutTxChecksum(meta []byte, start, offset uint16) {
 	_ = meta[TxMetadataLen-1]
 	binary.NativeEndian.PutUint64(meta[txmdFlags:], unix.XDP_TXMD_FLAGS_CHECKSUM)

@@ -10,8 +10,6 @@ import (
 const (
 	// HeaderLen is the length of a TCP header without options.
 	HeaderLen = 20
-	// ChecksumOffset is where the checksum field sits in the header.
-	ChecksumOffset = 16
 	// MaxHeaderLen is the largest TCP header (data offset 15 words).
 	MaxHeaderLen = 60
 	// MaxOptionsLen is the most option bytes a header can carry.

@@ -15,9 +15,6 @@ import (
 // HeaderLen is the length of a UDP header.
 const HeaderLen = 8
 
-// ChecksumOffset is where the checksum field sits in the header.
-const ChecksumOffset = 6
-
 // protoUDP is the IPv4 protocol number that enters the pseudo-header.
 const protoUDP = 17
 

@@ -30,8 +30,15 @@ import (
 // namespace A (the kernel that shares the libOS's address in shared mode).
 func kernelTCPStat(t testing.TB, lab *vethlab.Lab, name string) uint64 {
 	t.Helper()
+	return kernelSNMP(t, lab.RunInA, "Tcp", name)
+}
+
+// kernelSNMP reads counter name of protocol proto ("Tcp", "Udp", ...) from
+// /proc/net/snmp in the namespace run enters (lab.RunInA or lab.RunInB).
+func kernelSNMP(t testing.TB, run func(func() error) error, proto, name string) uint64 {
+	t.Helper()
 	var v uint64
-	err := lab.RunInA(func() error {
+	err := run(func() error {
 		// thread-self: the namespace of this (locked) thread, not of the
 		// process's main thread.
 		f, err := os.Open("/proc/thread-self/net/snmp")
@@ -43,7 +50,7 @@ func kernelTCPStat(t testing.TB, lab *vethlab.Lab, name string) uint64 {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			fields := strings.Fields(sc.Text())
-			if len(fields) == 0 || fields[0] != "Tcp:" {
+			if len(fields) == 0 || fields[0] != proto+":" {
 				continue
 			}
 			if hdr == nil {
@@ -57,10 +64,10 @@ func kernelTCPStat(t testing.TB, lab *vethlab.Lab, name string) uint64 {
 				}
 			}
 		}
-		return fmt.Errorf("no Tcp: %s in /proc/net/snmp", name)
+		return fmt.Errorf("no %s: %s in /proc/net/snmp", proto, name)
 	})
 	if err != nil {
-		t.Fatalf("kernel TCP counter %s in A: %v", name, err)
+		t.Fatalf("kernel counter %s %s: %v", proto, name, err)
 	}
 	return v
 }

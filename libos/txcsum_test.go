@@ -1,53 +1,43 @@
 package libos_test
 
 import (
-	"bufio"
 	"bytes"
+	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
-	"os"
-	"strconv"
-	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/demixdp/demixdp/internal/vethlab"
 	"github.com/demixdp/demixdp/libos"
+	"github.com/demixdp/demixdp/netstack/checksum"
+	"github.com/demixdp/demixdp/netstack/nic"
 )
 
-// snmpCsumErrors reads InCsumErrors of Udp and Tcp from /proc/net/snmp of
-// the calling thread's network namespace (run it in one with RunInB).
-func snmpCsumErrors() (udp, tcp uint64, err error) {
-	f, err := os.Open("/proc/thread-self/net/snmp")
-	if err != nil {
-		return 0, 0, err
+// csumSink is a capture sink that checks the UDP and TCP checksum of every
+// outgoing frame it is given.
+type csumSink struct{ good, bad atomic.Int64 }
+
+func (s *csumSink) CaptureFrame(f *libos.CapturedFrame) error {
+	if f.Dir != libos.Outbound {
+		return nil
 	}
-	defer f.Close()
-	head := map[string][]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 {
-			continue
-		}
-		proto := strings.TrimSuffix(fields[0], ":")
-		if h, ok := head[proto]; ok {
-			for i, name := range h {
-				if name == "InCsumErrors" && i < len(fields) {
-					v, _ := strconv.ParseUint(fields[i], 10, 64)
-					switch proto {
-					case "Udp":
-						udp = v
-					case "Tcp":
-						tcp = v
-					}
-				}
-			}
-			continue
-		}
-		head[proto] = fields
+	start, _, ok := nic.L4Checksum(f.Data)
+	if !ok {
+		return nil
 	}
-	return udp, tcp, sc.Err()
+	ip := f.Data[14:]
+	var src, dst [4]byte
+	copy(src[:], ip[12:16])
+	copy(dst[:], ip[16:20])
+	l4 := f.Data[start : 14+int(binary.BigEndian.Uint16(ip[2:]))]
+	if checksum.Fold(checksum.Sum(l4, checksum.PseudoIPv4(src, dst, ip[9], uint16(len(l4))))) == 0xffff {
+		s.good.Add(1)
+	} else {
+		s.bad.Add(1)
+	}
+	return nil
 }
 
 // TestTxChecksumOffload: with Config.TxChecksum kernel, on a veth whose
@@ -58,7 +48,8 @@ func snmpCsumErrors() (udp, tcp uint64, err error) {
 // and with TxChecksum software, the libOS computes them, with the same
 // result. (The kernel end's offloads stay off: its partial checksums would
 // reach the libOS's XDP program as they are, which no AF_XDP receiver can
-// verify.)
+// verify.) A capture records every outgoing frame with its checksum
+// complete in all of them.
 func TestTxChecksumOffload(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -78,7 +69,8 @@ func TestTxChecksumOffload(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			cfg := libos.Config{Interface: lab.IfA, Addr: lab.AddrA, TxChecksum: tc.mode}
+			sink := &csumSink{}
+			cfg := libos.Config{Interface: lab.IfA, Addr: lab.AddrA, TxChecksum: tc.mode, Capture: sink}
 			var lib *libos.LibOS
 			if err := lab.RunInA(func() (err error) { lib, err = libos.New(cfg); return err }); err != nil {
 				t.Fatal(err)
@@ -124,10 +116,8 @@ func TestTxChecksumOffload(t *testing.T) {
 			streamEcho(t, dialTCPB(t, lab, tsrv), 4<<20, 5)
 			tstop()
 
-			var udpErr, tcpErr uint64
-			if err := lab.RunInB(func() (err error) { udpErr, tcpErr, err = snmpCsumErrors(); return err }); err != nil {
-				t.Fatal(err)
-			}
+			udpErr := kernelSNMP(t, lab.RunInB, "Udp", "InCsumErrors")
+			tcpErr := kernelSNMP(t, lab.RunInB, "Tcp", "InCsumErrors")
 			if udpErr != 0 || tcpErr != 0 {
 				t.Fatalf("the kernel peer counted checksum errors: Udp %d, Tcp %d", udpErr, tcpErr)
 			}
@@ -144,7 +134,13 @@ func TestTxChecksumOffload(t *testing.T) {
 			if !tc.want && cs.TxCsumOffloads != 0 {
 				t.Fatalf("%d frames sent with an offload request, want none", cs.TxCsumOffloads)
 			}
-			t.Logf("datagrams %d, tx descs %d, with an offload request %d", datagrams, cs.TxDescs, cs.TxCsumOffloads)
+			// The capture records every frame with its checksum complete,
+			// whoever computes it on the way out.
+			if sink.bad.Load() != 0 || sink.good.Load() < int64(2*datagrams) {
+				t.Fatalf("capture: %d outgoing UDP and TCP frames with a bad checksum, %d good (want at least %d)",
+					sink.bad.Load(), sink.good.Load(), 2*datagrams)
+			}
+			t.Logf("datagrams %d, tx descs %d, with an offload request %d, captured %d", datagrams, cs.TxDescs, cs.TxCsumOffloads, sink.good.Load())
 		})
 	}
 }
